@@ -1,0 +1,138 @@
+//! The one piece of runtime code the api and the sidecar share: an HTTP/1 accept loop with
+//! graceful shutdown, and the process signal that starts it.
+//!
+//! - [`serve`] accepts connections until `shutdown` completes, then stops accepting, asks every
+//!   open connection to finish its in-flight request, and waits for them at most `grace`.
+//! - [`signal`] completes on SIGINT or SIGTERM.
+//! - [`Limits`] bounds what a slow or hostile client can hold: header read time and size.
+
+use std::{convert::Infallible, future::Future, net::SocketAddr, pin::pin, time::Duration};
+
+use bytes::Bytes;
+use hyper::{Request, Response, body::Incoming, server::conn::http1};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
+use tracing::{Instrument, debug, debug_span, info, warn};
+
+/// Per-connection limits against slow or oversized clients.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How long a client may take to send a request's headers (slowloris guard). hyper answers
+    /// 408 and closes the connection when it runs out.
+    pub header_read_timeout: Duration,
+    /// Largest request head hyper accepts (request line plus headers), in bytes; past it, 431.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { header_read_timeout: Duration::from_secs(10), max_header_bytes: 64 * 1024 }
+    }
+}
+
+/// The peer address of the connection a request arrived on, inserted into every request's
+/// extensions so services can see who is calling without a second argument.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// Our own address for this connection.
+    pub local: SocketAddr,
+    /// A process-unique number for the connection, counting from 1.
+    pub connection_id: u64,
+}
+
+/// Serves `service` on `listener` until `shutdown` completes, then drains for at most `grace`.
+///
+/// Each connection gets a clone of `service`. Connection-level errors (a peer that resets, a
+/// malformed request hyper has already answered) are ordinary and logged at `debug`.
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    service: S,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = pin!(shutdown);
+    let local = listener.local_addr().ok();
+    let mut next_connection_id = 0u64;
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(error) => { accept_backoff(error).await; continue; }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        next_connection_id += 1;
+        let peer = Peer {
+            remote,
+            local: stream.local_addr().unwrap_or(remote),
+            connection_id: next_connection_id,
+        };
+        let service = tower::util::MapRequest::new(service.clone(), move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(peer);
+            req
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(
+            async move {
+                if let Err(error) = conn.await {
+                    debug!(%error, "connection closed with an error");
+                }
+            }
+            .instrument(debug_span!("conn", %remote)),
+        );
+    }
+    drop(listener);
+    info!(?local, "stopped accepting; draining connections");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        warn!(?grace, "connections still open after the grace period");
+    }
+}
+
+/// Errors from `accept` that concern one connection are skipped; resource exhaustion (EMFILE)
+/// is waited out, because spinning on it would starve the connections we already have.
+async fn accept_backoff(error: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(error.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted) {
+        debug!(%error, "accept failed for one connection");
+    } else {
+        warn!(%error, "accept failed; backing off");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Completes when the process receives SIGINT or SIGTERM, and logs which one.
+pub async fn signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        warn!("cannot install signal handlers; only the process's death will stop it");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(signal = name, "shutting down");
+}

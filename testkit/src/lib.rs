@@ -1,0 +1,16 @@
+//! Fixtures shared by the workspace's integration tests. Dev-only: no binary depends on it.
+//!
+//! - [`postgres`]: a throwaway PostgreSQL cluster from the installed binaries, shared per test
+//!   process or private to one test, with a fresh database per test.
+//! - [`process`]: a child-process guard (killed on drop), readiness polling and signals.
+//! - [`scrape`]: Prometheus/OpenMetrics text parsed with a real parser, flattened to samples.
+//! - [`http`]: a tiny HTTP/1 client for tests (keep-alive pool from hyper-util).
+
+pub mod http;
+pub mod postgres;
+pub mod process;
+pub mod scrape;
+
+pub use postgres::Postgres;
+pub use process::{Process, free_port};
+pub use scrape::Scrape;
