@@ -30,7 +30,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { header_read_timeout: Duration::from_secs(10), max_header_bytes: 64 * 1024 }
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -84,10 +87,11 @@ pub async fn serve<S, B>(
             local: stream.local_addr().unwrap_or(remote),
             connection_id: next_connection_id,
         };
-        let service = tower::util::MapRequest::new(service.clone(), move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(peer);
-            req
-        });
+        let service =
+            tower::util::MapRequest::new(service.clone(), move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(peer);
+                req
+            });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
@@ -105,7 +109,10 @@ pub async fn serve<S, B>(
     }
     drop(listener);
     info!(?local, "stopped accepting; draining connections");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!(?grace, "connections still open after the grace period");
     }
 }
@@ -114,7 +121,10 @@ pub async fn serve<S, B>(
 /// is waited out, because spinning on it would starve the connections we already have.
 async fn accept_backoff(error: std::io::Error) {
     use std::io::ErrorKind::*;
-    if matches!(error.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted) {
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+    ) {
         debug!(%error, "accept failed for one connection");
     } else {
         warn!(%error, "accept failed; backing off");
@@ -125,8 +135,10 @@ async fn accept_backoff(error: std::io::Error) {
 /// Completes when the process receives SIGINT or SIGTERM, and logs which one.
 pub async fn signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         warn!("cannot install signal handlers; only the process's death will stop it");
         return std::future::pending().await;
     };

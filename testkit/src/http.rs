@@ -44,7 +44,11 @@ pub async fn send(method: Method, url: &str, json: Option<&str>) -> anyhow::Resu
     let resp = client().request(req).await?;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await?.to_bytes();
-    Ok(Response { status: parts.status, headers: parts.headers, body })
+    Ok(Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// `GET url`.
@@ -61,4 +65,12 @@ pub async fn get(url: &str) -> anyhow::Result<Response> {
 /// On connection or protocol errors.
 pub async fn post(url: &str, json: &str) -> anyhow::Result<Response> {
     send(Method::POST, url, Some(json)).await
+}
+
+/// `GET url` with an owned URL, for `tokio::spawn`.
+///
+/// # Errors
+/// On connection or protocol errors.
+pub async fn get_owned(url: String) -> anyhow::Result<Response> {
+    get(&url).await
 }

@@ -53,23 +53,47 @@ impl Postgres {
 
     fn try_start() -> anyhow::Result<Postgres> {
         let bin = find_bin_dir()?;
-        let dir = tempfile::Builder::new().prefix("pg").tempdir_in("/tmp").context("creating tempdir")?;
+        let dir = tempfile::Builder::new()
+            .prefix("pg")
+            .tempdir_in("/tmp")
+            .context("creating tempdir")?;
         let as_postgres = nix::unistd::geteuid().is_root();
         if as_postgres {
             let user = nix::unistd::User::from_name("postgres")?
                 .context("running as root needs a `postgres` user: apt-get install postgresql")?;
             nix::unistd::chown(dir.path(), Some(user.uid), Some(user.gid))?;
         }
-        let pg = Postgres { dir, bin, as_postgres };
+        let pg = Postgres {
+            dir,
+            bin,
+            as_postgres,
+        };
         let data = pg.data_dir();
-        pg.run("initdb", &["-D", path_str(&data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "-N"])?;
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "-N",
+            ],
+        )?;
         pg.pg_ctl_start()?;
         Ok(pg)
     }
 
     /// A libpq key/value connection string for database `dbname`.
     pub fn url(&self, dbname: &str) -> String {
-        format!("host={} port=5432 user=postgres dbname={dbname}", self.socket_dir().display())
+        format!(
+            "host={} port=5432 user=postgres dbname={dbname}",
+            self.socket_dir().display()
+        )
     }
 
     /// Creates a fresh, uniquely named database and returns its connection string.
@@ -77,10 +101,17 @@ impl Postgres {
     /// # Panics
     /// If `createdb` fails.
     pub fn create_database(&self) -> String {
-        let name = format!("t_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::Relaxed)
+        );
         let host = self.socket_dir();
-        self.run("createdb", &["-h", path_str(&host), "-U", "postgres", &name])
-            .unwrap_or_else(|e| panic!("createdb {name}: {e:#}"));
+        self.run(
+            "createdb",
+            &["-h", path_str(&host), "-U", "postgres", &name],
+        )
+        .unwrap_or_else(|e| panic!("createdb {name}: {e:#}"));
         self.url(&name)
     }
 
@@ -90,8 +121,11 @@ impl Postgres {
     /// If `pg_ctl stop` fails.
     pub fn stop(&self) {
         let data = self.data_dir();
-        self.run("pg_ctl", &["-D", path_str(&data), "-m", "fast", "-w", "stop"])
-            .unwrap_or_else(|e| panic!("pg_ctl stop: {e:#}"));
+        self.run(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "fast", "-w", "stop"],
+        )
+        .unwrap_or_else(|e| panic!("pg_ctl stop: {e:#}"));
     }
 
     /// Starts the server again after [`Postgres::stop`], on the same data and socket.
@@ -99,7 +133,8 @@ impl Postgres {
     /// # Panics
     /// If `pg_ctl start` fails.
     pub fn restart(&self) {
-        self.pg_ctl_start().unwrap_or_else(|e| panic!("pg_ctl start: {e:#}"));
+        self.pg_ctl_start()
+            .unwrap_or_else(|e| panic!("pg_ctl start: {e:#}"));
     }
 
     /// The directory holding the unix socket (what libpq calls `host`).
@@ -117,8 +152,27 @@ impl Postgres {
             "-c listen_addresses='' -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200",
             self.dir.path().display()
         );
-        self.run("pg_ctl", &["-D", path_str(&data), "-l", path_str(&log), "-w", "-t", "60", "-o", &opts, "start"])
-            .with_context(|| format!("server log: {}", std::fs::read_to_string(&log).unwrap_or_default()))
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data),
+                "-l",
+                path_str(&log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &opts,
+                "start",
+            ],
+        )
+        .with_context(|| {
+            format!(
+                "server log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> anyhow::Result<()> {
@@ -130,9 +184,17 @@ impl Postgres {
         } else {
             Command::new(&program)
         };
-        let out = cmd.args(args).output().with_context(|| format!("running {}", program.display()))?;
+        let out = cmd
+            .args(args)
+            .output()
+            .with_context(|| format!("running {}", program.display()))?;
         if !out.status.success() {
-            bail!("{tool} failed ({}): {}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "{tool} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
@@ -141,8 +203,16 @@ impl Postgres {
     /// its directory: the cleanup a `static` never gets from `Drop`.
     fn stop_when_process_exits(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
-        let stop = format!("{} -D {} -m immediate stop", pg_ctl.display(), self.data_dir().display());
-        let stop = if self.as_postgres { format!("runuser -u postgres -- {stop}") } else { stop };
+        let stop = format!(
+            "{} -D {} -m immediate stop",
+            pg_ctl.display(),
+            self.data_dir().display()
+        );
+        let stop = if self.as_postgres {
+            format!("runuser -u postgres -- {stop}")
+        } else {
+            stop
+        };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
             pid = std::process::id(),
@@ -160,7 +230,10 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data_dir();
-        let _ = self.run("pg_ctl", &["-D", path_str(&data), "-m", "immediate", "stop"]);
+        let _ = self.run(
+            "pg_ctl",
+            &["-D", path_str(&data), "-m", "immediate", "stop"],
+        );
     }
 }
 

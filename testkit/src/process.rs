@@ -44,8 +44,16 @@ impl Process {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e} (was it built?)", program.display()));
-        let name = program.file_name().map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into());
-        Process { child, name, log, _log_dir: log_dir }
+        let name = program.file_name().map_or_else(
+            || program.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        Process {
+            child,
+            name,
+            log,
+            _log_dir: log_dir,
+        }
     }
 
     /// The process id.
@@ -61,7 +69,11 @@ impl Process {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!("{} exited with {status} before becoming ready:\n{}", self.name, self.output_text());
+                bail!(
+                    "{} exited with {status} before becoming ready:\n{}",
+                    self.name,
+                    self.output_text()
+                );
             }
             if let Ok(resp) = crate::http::get(url).await {
                 if resp.status.is_success() {
@@ -69,7 +81,11 @@ impl Process {
                 }
             }
             if Instant::now() > deadline {
-                bail!("{} not ready at {url} after {timeout:?}:\n{}", self.name, self.output_text());
+                bail!(
+                    "{} not ready at {url} after {timeout:?}:\n{}",
+                    self.name,
+                    self.output_text()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -81,7 +97,8 @@ impl Process {
     /// If the signal cannot be delivered.
     pub fn signal(&self, signal: Signal) {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid fits i32"));
-        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill -{signal} {}: {e}", self.name));
+        nix::sys::signal::kill(pid, signal)
+            .unwrap_or_else(|e| panic!("kill -{signal} {}: {e}", self.name));
     }
 
     /// Waits for the process to exit, at most `timeout`.
@@ -95,7 +112,11 @@ impl Process {
                 return Ok(status);
             }
             if Instant::now() > deadline {
-                bail!("{} still running after {timeout:?}:\n{}", self.name, self.output_text());
+                bail!(
+                    "{} still running after {timeout:?}:\n{}",
+                    self.name,
+                    self.output_text()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -120,7 +141,10 @@ impl Drop for Process {
 /// # Panics
 /// If no port can be bound on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding 127.0.0.1:0").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
 }
 
 /// Re-exported so tests need not depend on `nix` themselves.

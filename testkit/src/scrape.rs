@@ -40,7 +40,9 @@ impl Scrape {
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
                 .context("invalid OpenMetrics exposition")?;
             for family in parsed.families.values() {
-                scrape.families.insert(family.family_name.clone(), family.family_type.to_string());
+                scrape
+                    .families
+                    .insert(family.family_name.clone(), family.family_type.to_string());
                 let names = family.get_label_names().to_vec();
                 for sample in family.iter_samples() {
                     let labels = labels_of(&names, sample);
@@ -52,7 +54,9 @@ impl Scrape {
                 .map_err(|e| anyhow::anyhow!("{e:?}"))
                 .context("invalid Prometheus text exposition")?;
             for family in parsed.families.values() {
-                scrape.families.insert(family.family_name.clone(), family.family_type.to_string());
+                scrape
+                    .families
+                    .insert(family.family_name.clone(), family.family_type.to_string());
                 let names = family.get_label_names().to_vec();
                 for sample in family.iter_samples() {
                     let labels = labels_of(&names, sample);
@@ -86,17 +90,33 @@ impl Scrape {
         self.families.contains_key(name)
     }
 
-    fn matching<'a>(&'a self, name: &'a str, labels: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> {
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> {
         self.samples.iter().filter(move |s| {
-            s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v))
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).is_some_and(|x| x == v))
         })
     }
 
     fn push(&mut self, name: String, labels: BTreeMap<String, String>, value: f64) {
-        self.samples.push(Sample { name, labels, value });
+        self.samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
     }
 
-    fn push_histogram(&mut self, family: &str, labels: BTreeMap<String, String>, h: &openmetrics_parser::HistogramValue) {
+    fn push_histogram(
+        &mut self,
+        family: &str,
+        labels: BTreeMap<String, String>,
+        h: &openmetrics_parser::HistogramValue,
+    ) {
         for bucket in &h.buckets {
             let mut l = labels.clone();
             l.insert("le".into(), format_le(bucket.upper_bound));
@@ -110,14 +130,23 @@ impl Scrape {
         }
     }
 
-    fn push_openmetrics(&mut self, family: &str, labels: BTreeMap<String, String>, value: &OpenMetricsValue) {
+    fn push_openmetrics(
+        &mut self,
+        family: &str,
+        labels: BTreeMap<String, String>,
+        value: &OpenMetricsValue,
+    ) {
         match value {
-            OpenMetricsValue::Counter(c) => self.push(format!("{family}_total"), labels, c.value.as_f64()),
-            OpenMetricsValue::Histogram(h) | OpenMetricsValue::GaugeHistogram(h) => self.push_histogram(family, labels, h),
-            OpenMetricsValue::Info => self.push(format!("{family}_info"), labels, 1.0),
-            OpenMetricsValue::Gauge(n) | OpenMetricsValue::Unknown(n) | OpenMetricsValue::StateSet(n) => {
-                self.push(family.to_owned(), labels, n.as_f64())
+            OpenMetricsValue::Counter(c) => {
+                self.push(format!("{family}_total"), labels, c.value.as_f64())
             }
+            OpenMetricsValue::Histogram(h) | OpenMetricsValue::GaugeHistogram(h) => {
+                self.push_histogram(family, labels, h)
+            }
+            OpenMetricsValue::Info => self.push(format!("{family}_info"), labels, 1.0),
+            OpenMetricsValue::Gauge(n)
+            | OpenMetricsValue::Unknown(n)
+            | OpenMetricsValue::StateSet(n) => self.push(family.to_owned(), labels, n.as_f64()),
             OpenMetricsValue::Summary(s) => {
                 if let Some(sum) = s.sum {
                     self.push(format!("{family}_sum"), labels.clone(), sum.as_f64());
@@ -129,11 +158,18 @@ impl Scrape {
         }
     }
 
-    fn push_prometheus(&mut self, family: &str, labels: BTreeMap<String, String>, value: &PrometheusValue) {
+    fn push_prometheus(
+        &mut self,
+        family: &str,
+        labels: BTreeMap<String, String>,
+        value: &PrometheusValue,
+    ) {
         match value {
             PrometheusValue::Counter(c) => self.push(family.to_owned(), labels, c.value.as_f64()),
             PrometheusValue::Histogram(h) => self.push_histogram(family, labels, h),
-            PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => self.push(family.to_owned(), labels, n.as_f64()),
+            PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => {
+                self.push(family.to_owned(), labels, n.as_f64())
+            }
             PrometheusValue::Summary(s) => {
                 if let Some(count) = s.count {
                     self.push(format!("{family}_count"), labels, count as f64);
@@ -143,7 +179,10 @@ impl Scrape {
     }
 }
 
-fn labels_of<V>(names: &[String], sample: &openmetrics_parser::Sample<V>) -> BTreeMap<String, String>
+fn labels_of<V>(
+    names: &[String],
+    sample: &openmetrics_parser::Sample<V>,
+) -> BTreeMap<String, String>
 where
     V: openmetrics_parser::RenderableMetricValue + Clone,
 {
@@ -163,7 +202,6 @@ fn format_le(bound: f64) -> String {
         format!("{bound}")
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,10 @@ use testkit::Postgres;
 async fn select_one(url: &str) -> Result<i32, tokio_postgres::Error> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
-    client.query_one("SELECT 1", &[]).await.map(|row| row.get(0))
+    client
+        .query_one("SELECT 1", &[])
+        .await
+        .map(|row| row.get(0))
 }
 
 #[tokio::test]
@@ -23,7 +26,10 @@ async fn private_cluster_stops_and_comes_back() {
     let url = pg.create_database();
     assert_eq!(select_one(&url).await.unwrap(), 1);
     pg.stop();
-    assert!(select_one(&url).await.is_err(), "a stopped cluster must refuse connections");
+    assert!(
+        select_one(&url).await.is_err(),
+        "a stopped cluster must refuse connections"
+    );
     pg.restart();
     assert_eq!(select_one(&url).await.unwrap(), 1);
 }

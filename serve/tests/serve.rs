@@ -1,0 +1,98 @@
+//! The accept loop against real sockets: draining on shutdown, the grace period, slow clients.
+
+use std::{convert::Infallible, time::Duration};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming};
+use tokio::{io::AsyncWriteExt, net::TcpListener, sync::oneshot};
+
+/// Answers after the delay given in the path (`/sleep/300` waits 300 ms), with the peer's
+/// connection id in the body.
+async fn slow(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let ms: u64 = req
+        .uri()
+        .path()
+        .trim_start_matches("/sleep/")
+        .parse()
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let peer = req
+        .extensions()
+        .get::<serve::Peer>()
+        .map_or(0, |p| p.connection_id);
+    Ok(Response::new(Full::new(Bytes::from(peer.to_string()))))
+}
+
+async fn start(grace: Duration) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let limits = serve::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let server = tokio::spawn(serve::serve(
+        listener,
+        tower::service_fn(slow),
+        limits,
+        async move {
+            let _ = rx.await;
+        },
+        grace,
+    ));
+    (base, tx, server)
+}
+
+#[tokio::test]
+async fn in_flight_request_completes_after_shutdown_starts() {
+    let (base, stop, server) = start(Duration::from_secs(5)).await;
+    let request = tokio::spawn(testkit::http::get_owned(format!("{base}/sleep/400")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let resp = request.await.unwrap().unwrap();
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "1", "the first connection has id 1");
+    server.await.unwrap();
+    assert!(
+        testkit::http::get(&format!("{base}/")).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn grace_period_bounds_the_drain() {
+    let (base, stop, server) = start(Duration::from_millis(200)).await;
+    let request = tokio::spawn(testkit::http::get_owned(format!("{base}/sleep/30000")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returned after the grace period")
+        .unwrap();
+    request.abort();
+}
+
+#[tokio::test]
+async fn client_that_never_finishes_its_headers_is_cut_off() {
+    let (base, _stop, _server) = start(Duration::from_secs(1)).await;
+    let mut sock = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut buf),
+    );
+    read.await
+        .expect("the server closes a slow client's connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "got {text:?}"
+    );
+}
