@@ -75,10 +75,10 @@ impl Process {
                     self.output_text()
                 );
             }
-            if let Ok(resp) = crate::http::get(url).await {
-                if resp.status.is_success() {
-                    return Ok(());
-                }
+            if let Ok(resp) = crate::http::get(url).await
+                && resp.status.is_success()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
