@@ -1,0 +1,85 @@
+//! The items API: CRUD over PostgreSQL with its own Prometheus metrics.
+//!
+//! [`run`] is the whole server; `main.rs` only parses flags, sets up logging and binds.
+//!
+//! - [`config`]: flags with `API_*`/`DATABASE_URL` fallbacks.
+//! - [`routes`]: [`App`], the tower service: dispatch, 404/405, request spans.
+//! - [`items`]: the `/items` handlers; [`item`]: `Item` and `NewItem` with the body rules.
+//! - [`db`]: the pool and one timed method per statement; [`schema`]: start-up schema setup.
+//! - [`error`]: every failure and its JSON response; [`json`]: bodies in and out.
+//! - [`metrics`]: the metric families (see `metrics.md`, API part) and their exposition.
+//! - [`openapi`]: the OpenAPI 3 document served at `/openapi.json`.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod item;
+pub mod items;
+pub mod json;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod schema;
+
+use std::{future::Future, pin::pin, sync::Arc};
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use config::Config;
+pub use routes::App;
+
+/// Serves the api on `listener` until `shutdown` completes, then drains in-flight requests for
+/// at most `config.shutdown_grace` and closes the database pool.
+///
+/// Start-up applies the schema, waiting up to `config.startup_timeout` for the database; a
+/// `shutdown` during that wait ends `run` cleanly.
+///
+/// # Errors
+/// When the database URL is invalid, or the database stays unreachable through start-up.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut shutdown = pin!(shutdown);
+    let pool = db::pool(&config)?;
+    let mut registry = Registry::default();
+    let metrics = metrics::Metrics::register(&mut registry, &pool);
+    let db = db::Db::new(pool, metrics.db.clone());
+
+    tokio::select! {
+        applied = schema::apply(&db, config.startup_timeout) => applied.with_context(|| format!("starting the api on the database at {}", db::target(&config.database_url)))?,
+        () = &mut shutdown => {
+            info!("shutdown requested during start-up");
+            db.close();
+            return Ok(());
+        }
+    }
+
+    let local = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    info!(%local, pool_size = config.pool_size, "api listening");
+    let app = App::new(routes::State {
+        db: db.clone(),
+        items: metrics.items,
+        registry: Arc::new(registry),
+        ready_timeout: config.ready_timeout,
+    });
+    serve::serve(
+        listener,
+        app,
+        serve::Limits::default(),
+        shutdown,
+        config.shutdown_grace,
+    )
+    .await;
+    db.close();
+    info!("api stopped");
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! [`App`], the api as a tower `Service`: method and path dispatch, 404 for unknown paths,
+//! 405 with `Allow` for known paths with another method, and a span per request.
+//!
+//! [`ROUTES`] is the route table; a test checks that `openapi.json` describes exactly these
+//! paths and methods.
+
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body::Body;
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, field, info_span};
+
+use crate::{
+    db::{Db, DbError},
+    error::Error,
+    items,
+    json::{BoxError, Reply, json, with_type},
+    metrics::{self, ItemMetrics},
+    openapi,
+};
+
+/// One path template and the methods it answers.
+#[derive(Debug)]
+pub struct Route {
+    /// The path template, as in `openapi.json` (`/items/{id}`).
+    pub template: &'static str,
+    /// The methods it answers, as in its `Allow` header.
+    pub allow: &'static str,
+}
+
+/// Every route the api answers.
+pub const ROUTES: [Route; 6] = [
+    Route {
+        template: "/items",
+        allow: "GET, POST",
+    },
+    Route {
+        template: "/items/{id}",
+        allow: "GET, PUT, DELETE",
+    },
+    Route {
+        template: "/healthz",
+        allow: "GET",
+    },
+    Route {
+        template: "/readyz",
+        allow: "GET",
+    },
+    Route {
+        template: "/metrics",
+        allow: "GET",
+    },
+    Route {
+        template: "/openapi.json",
+        allow: "GET",
+    },
+];
+
+/// What a request needs; shared by every connection.
+#[derive(Debug)]
+pub struct State {
+    /// The items table.
+    pub db: Db,
+    /// Item counters.
+    pub items: ItemMetrics,
+    /// Everything `/metrics` exposes.
+    pub registry: Arc<Registry>,
+    /// How long `/readyz` waits for the database.
+    pub ready_timeout: Duration,
+}
+
+/// The api service. Cloning is cheap (one `Arc`).
+#[derive(Clone, Debug)]
+pub struct App {
+    state: Arc<State>,
+}
+
+impl App {
+    /// The service over `state`.
+    pub fn new(state: State) -> App {
+        App {
+            state: Arc::new(state),
+        }
+    }
+
+    /// Answers one request; every error becomes its response here.
+    pub async fn handle<B>(&self, req: Request<B>) -> Reply
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        let state = &*self.state;
+        let Some((route, id)) = route(path) else {
+            return Error::NotFound(format!("no route for `{path}`")).into_response();
+        };
+        let result = match (route.template, &parts.method) {
+            ("/items", &Method::GET) => items::list(state, parts.uri.query()).await,
+            ("/items", &Method::POST) => items::create(state, &parts.headers, body).await,
+            ("/items/{id}", &Method::GET) => items::get(state, id).await,
+            ("/items/{id}", &Method::PUT) => items::replace(state, id, &parts.headers, body).await,
+            ("/items/{id}", &Method::DELETE) => items::delete(state, id).await,
+            ("/healthz", &Method::GET) => {
+                Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+            }
+            ("/readyz", &Method::GET) => ready(state).await,
+            ("/metrics", &Method::GET) => exposition(state),
+            ("/openapi.json", &Method::GET) => Ok(with_type(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from_static(openapi::DOCUMENT.as_bytes()),
+            )),
+            (_, method) => Err(Error::MethodNotAllowed {
+                method: method.clone(),
+                allow: route.allow,
+            }),
+        };
+        result.unwrap_or_else(Error::into_response)
+    }
+}
+
+/// The route for `path` and, for `/items/{id}`, the raw id segment.
+fn route(path: &str) -> Option<(&'static Route, &str)> {
+    if let Some(id) = path.strip_prefix("/items/") {
+        return (!id.is_empty() && !id.contains('/')).then_some((&ROUTES[1], id));
+    }
+    ROUTES.iter().find(|r| r.template == path).map(|r| (r, ""))
+}
+
+/// `/readyz`: 200 when `SELECT 1` answers within the ready timeout, else 503.
+async fn ready(state: &State) -> Result<Reply, Error> {
+    match tokio::time::timeout(state.ready_timeout, state.db.ping()).await {
+        Ok(Ok(())) => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "ready"}),
+        )),
+        Ok(Err(e)) => Err(Error::Unavailable(e)),
+        Err(_elapsed) => Err(Error::Unavailable(DbError::TimedOut(state.ready_timeout))),
+    }
+}
+
+/// `/metrics`: OpenMetrics text.
+fn exposition(state: &State) -> Result<Reply, Error> {
+    let text = metrics::encode(&state.registry).map_err(|e| Error::Internal(Box::new(e)))?;
+    Ok(with_type(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        Bytes::from(text),
+    ))
+}
+
+impl<B> tower::Service<Request<B>> for App
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Reply;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Reply, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let app = self.clone();
+        let connection = req
+            .extensions()
+            .get::<serve::Peer>()
+            .map(|p| p.connection_id);
+        let span = info_span!("request", method = %req.method(), path = %req.uri().path(), connection, status = field::Empty);
+        Box::pin(
+            async move {
+                let start = Instant::now();
+                let response = app.handle(req).await;
+                tracing::Span::current().record("status", response.status().as_u16());
+                debug!(elapsed = ?start.elapsed(), "request done");
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
