@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Per-request cost of Proxy-Wasm plugins, side by side in one run.
+#
+# Builds the release sidecar, the tiny upstream (sidecar/examples/bench_upstream.rs) and the
+# example plugins (plugins/build), then runs wrk at a fixed concurrency through the sidecar with:
+# no plugin, client-slo only (headers + properties), items-business only (request and response
+# bodies), both. Two request kinds: GET /items/{id} and POST /items with a JSON body.
+# The four configurations are measured in interleaved rounds (BENCH_ROUNDS, default 3) and each
+# row shows the median round, so a burst of load from another process skews one round, not a row.
+# Prints req/s, p50/p99, the throughput ratio against "no plugin" and the added p50/p99.
+# Then the cost of one callback and one hostcall round trip, and of one request through the
+# plugin layer in-process (sidecar/examples/plugin_callback.rs).
+#
+# Usage: bench/plugins.sh       Knobs: BENCH_CONNECTIONS (32), BENCH_THREADS (2),
+#        BENCH_DURATION (5, seconds), BENCH_ROUNDS (3), BENCH_PORT (18180; and the next two ports).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+connections="${BENCH_CONNECTIONS:-32}"
+threads="${BENCH_THREADS:-2}"
+duration="${BENCH_DURATION:-5}"
+rounds="${BENCH_ROUNDS:-3}"
+port="${BENCH_PORT:-18180}"
+upstream_port=$((port + 1))
+admin_port=$((port + 2))
+
+die() { echo "bench/plugins.sh: $*" >&2; exit 1; }
+command -v wrk >/dev/null || die "wrk not found: apt-get install wrk"
+command -v curl >/dev/null || die "curl not found: apt-get install curl"
+
+echo "== building plugins, the sidecar and the bench upstream (release)" >&2
+"$root/plugins/build" >&2
+cargo build --release -p sidecar --bin sidecar --example bench_upstream --example plugin_callback \
+    --manifest-path "$root/Cargo.toml" >&2
+target="${CARGO_TARGET_DIR:-$root/target}/release"
+
+work="$(mktemp -d /tmp/plugins-bench.XXXXXX)"
+upstream_pid="" sidecar_pid=""
+stop() { # pid
+    if [[ -n "$1" ]]; then kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; fi
+}
+cleanup() { stop "$sidecar_pid"; stop "$upstream_pid"; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$target/examples/bench_upstream" "127.0.0.1:$upstream_port" 2>"$work/upstream.log" &
+upstream_pid=$!
+
+cp "$root/plugins/dist/items-business.wasm" "$root/plugins/dist/client-slo.wasm" "$work/"
+cat >"$work/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.path = "/items"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"nom":"bench item","prix":42.5}'
+EOF
+routes='[[routes]]
+template = "/items"
+[[routes]]
+template = "/items/{id}"
+'
+items_business='[[plugins]]
+name = "items-business"
+path = "items-business.wasm"
+request_body = true
+response_body = true
+'
+client_slo='[[plugins]]
+name = "client-slo"
+path = "client-slo.wasm"
+configuration = '"'"'{"threshold_ms": 250}'"'"'
+'
+
+wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else f = 1000; sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'; }
+
+start_sidecar() { # config text
+    printf '%s' "$1" >"$work/sidecar.toml"
+    RUST_LOG=warn "$target/sidecar" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" \
+        --upstream "http://127.0.0.1:$upstream_port" --config "$work/sidecar.toml" 2>"$work/sidecar.log" &
+    sidecar_pid=$!
+    for _ in $(seq 100); do
+        curl -fsS "http://127.0.0.1:$admin_port/healthz" >/dev/null 2>&1 && return 0
+        kill -0 "$sidecar_pid" 2>/dev/null || die "the sidecar exited: $(cat "$work/sidecar.log")"
+        sleep 0.1
+    done
+    die "the sidecar did not start: $(cat "$work/sidecar.log")"
+}
+
+run() { # scenario config
+    start_sidecar "$2"
+    for kind in get post; do
+        local args=(-t"$threads" -c"$connections" -H "User-Agent: wrk/4.2")
+        local url="http://127.0.0.1:$port/items/7"
+        if [[ $kind == post ]]; then args+=(-s "$work/post.lua"); url="http://127.0.0.1:$port"; fi
+        echo "== round $round, $1, $kind: $connections connections, ${duration}s" >&2
+        wrk "${args[@]}" -d1s "$url" >/dev/null # warm-up
+        wrk "${args[@]}" -d"${duration}s" --latency "$url" >"$work/$1.$kind.wrk"
+        grep -q "Non-2xx\|Socket errors" "$work/$1.$kind.wrk" && { cat "$work/$1.$kind.wrk" >&2; die "$1 $kind: errors under load"; }
+        echo "$1 $kind $round $(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/$1.$kind.wrk") $(wrk_ms 50% <"$work/$1.$kind.wrk") $(wrk_ms 99% <"$work/$1.$kind.wrk")" >>"$work/results"
+    done
+    curl -fsS "http://127.0.0.1:$admin_port/metrics" | grep -E '^sidecar_plugin_faults_total' >&2 || true
+    stop "$sidecar_pid"; sidecar_pid=""
+}
+
+: >"$work/results"
+for round in $(seq "$rounds"); do
+    run none "$routes"
+    run client-slo "$routes$client_slo"
+    run items-business "$routes$items_business"
+    run both "$routes$client_slo$items_business"
+done
+# The median round (by req/s) of each configuration and request kind.
+sort -k1,1 -k2,2 -k4,4n "$work/results" | awk -v r="$rounds" '
+    { key = $1 " " $2; n[key]++; if (n[key] == int((r + 1) / 2)) print $1, $2, $4, $5, $6 }' >"$work/medians"
+
+echo
+echo "plugins in the sidecar: wrk $connections connections, $threads threads, median of $rounds rounds of ${duration}s, $(nproc) cores, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf "%-16s %-5s %9s %7s %9s %9s %11s %11s\n" "plugins" "req" "req/s" "ratio" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms"
+awk '{ key = $2; if ($1 == "none") { base_rps[key] = $3; base50[key] = $4; base99[key] = $5 }
+       row[NR] = $0 }
+     END { for (i = 1; i <= NR; i++) { split(row[i], f, " "); k = f[2]
+           printf "%-16s %-5s %9s %7.2f %9.3f %9.3f %+11.3f %+11.3f\n", f[1], toupper(k), f[3], f[3] / base_rps[k], f[4], f[5], f[4] - base50[k], f[5] - base99[k] } }' \
+    <(for p in none client-slo items-business both; do grep "^$p " "$work/medians"; done)
+echo
+echo "one call into a plugin (sidecar/examples/plugin_callback.rs, in-process, one core):"
+"$target/examples/plugin_callback"

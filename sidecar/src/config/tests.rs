@@ -1,0 +1,71 @@
+//! Parsing and validation of the configuration.
+
+use super::*;
+
+#[test]
+fn durations_accept_units_and_plain_milliseconds() {
+    let file = FileConfig::parse("[limits]\nconnect_timeout = \"250ms\"\nresponse_header_timeout = 1500\ngrace_period = \"1m\"\n").unwrap();
+    assert_eq!(file.limits.connect_timeout, Duration::from_millis(250));
+    assert_eq!(
+        file.limits.response_header_timeout,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(file.limits.grace_period, Duration::from_secs(60));
+}
+
+#[test]
+fn unknown_key_is_named_in_the_error() {
+    let error = FileConfig::parse("[limits]\nconect_timeout = \"1s\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("conect_timeout"), "{error}");
+}
+
+#[test]
+fn bad_duration_is_explained() {
+    let error = FileConfig::parse("[limits]\nconnect_timeout = \"5 parsecs\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("invalid duration"), "{error}");
+}
+
+#[test]
+fn out_of_range_value_names_its_key() {
+    let error = FileConfig::parse("[limits]\nmax_concurrent_requests = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("limits.max_concurrent_requests"), "{error}");
+    let error = FileConfig::parse("[metrics]\nduration_buckets = [1.0, 0.5]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("metrics.duration_buckets"), "{error}");
+}
+
+#[test]
+fn the_stacks_config_file_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sidecar.toml");
+    let file = FileConfig::read(&path).unwrap();
+    assert!(file.openapi.is_some());
+    assert_eq!(file.plugins.len(), 2);
+}
+
+#[test]
+fn upstream_must_be_plain_http_host_port() {
+    assert!(Upstream::parse("http://127.0.0.1:8000").is_ok());
+    assert!(Upstream::parse("http://api:8000/").is_ok());
+    assert!(Upstream::parse("https://api:8000").is_err());
+    assert!(Upstream::parse("http://api:8000/v1").is_err());
+    assert!(Upstream::parse("api:8000").is_err());
+}
+
+#[test]
+fn routes_openapi_and_plugins_parse() {
+    let file = FileConfig::parse(
+        "openapi = { required = true }\n[[routes]]\ntemplate = \"/items/{id}\"\n\
+         [[plugins]]\nname = \"p\"\npath = \"p.wasm\"\n",
+    )
+    .unwrap();
+    assert_eq!(file.routes[0].template, "/items/{id}");
+    assert_eq!(file.openapi.unwrap().url_path, "/openapi.json");
+    assert_eq!(file.plugins.len(), 1);
+}

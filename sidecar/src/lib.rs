@@ -1,0 +1,172 @@
+//! redside's sidecar: a reverse proxy in front of one HTTP service that measures RED metrics
+//! per route template, and hosts Proxy-Wasm plugins.
+//!
+//! Modules, in the order a request meets them:
+//! - [`config`]: flags + environment (listen, upstream, admin, file path) and the TOML file
+//!   (routes, OpenAPI loading, limits, metric options, plugins).
+//! - [`workers`]: the proxy's worker threads, one event loop and upstream pool each.
+//! - [`duration`]: humane durations in the TOML file.
+//! - [`stack`]: builds the per-request service stack: RED → plugins → limit → proxy.
+//! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`].
+//! - [`routes`]: the swappable route table (path → template or `none`), [`routes::MatchedRoute`].
+//! - [`limit`]: the concurrency limit (503 `overloaded`).
+//! - [`proxy`]: the pooled upstream client, header rewriting, streaming.
+//! - [`error`]: [`error::ProxyError`], the responses the sidecar makes itself (502/503/504).
+//! - [`body`]: the boxed streaming body type the stack shares.
+//! - [`openapi`]: route templates from the upstream's OpenAPI document.
+//! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`, `/routes`, `POST /reload`).
+//! - [`reload`]: SIGHUP / `POST /reload`.
+//! - [`wasm`]: the Proxy-Wasm host.
+//!
+//! [`run`] ties them together; `main.rs` only parses flags, sets up logging and binds.
+
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod limit;
+pub mod metrics;
+pub mod openapi;
+pub mod proxy;
+pub mod red;
+pub mod reload;
+pub mod routes;
+pub mod stack;
+pub mod wasm;
+pub mod workers;
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+pub use config::{Cli, Config};
+
+use crate::{admin::Admin, reload::Reloader, routes::Routes};
+
+/// How long the admin listener waits for its own connections once the proxy has drained.
+const ADMIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs the sidecar until `shutdown` completes: proxies on `proxy_listener`, serves the admin
+/// endpoints on `admin_listener`.
+///
+/// On shutdown the proxy stops accepting and drains in-flight requests for at most
+/// `limits.grace_period`; the admin listener stops last, after one more `/metrics` scrape or
+/// `limits.final_scrape_wait`, whichever comes first, so the final counts can be scraped.
+///
+/// # Errors
+/// A configured route template the router rejects, or a required OpenAPI document that can't
+/// be fetched.
+pub async fn run(
+    config: Config,
+    proxy_listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let client = proxy::client(&config.file.limits);
+    let (openapi_now, openapi_later) = match &config.file.openapi {
+        Some(openapi) if openapi.required => {
+            let templates = openapi::fetch_with_retries(&client, &config.upstream, openapi).await.context(
+                "loading route templates from the upstream's OpenAPI document (openapi.required = true)",
+            )?;
+            (templates, None)
+        }
+        Some(openapi) => (Vec::new(), Some(openapi.clone())),
+        None => (Vec::new(), None),
+    };
+    let table =
+        reload::route_table(&config.file, &openapi_now).context("building the route table")?;
+    let routes = Routes::new(table);
+
+    let mut registry = Registry::default();
+    process_metrics::register(&mut registry);
+    let plugins = wasm::PluginSet::load(
+        wasm::WasmRuntime::new(&mut registry, None).context("starting the wasm runtime")?,
+        &wasm::PluginSet::resolve(&config.file.plugins, config.config_path.as_deref()),
+        Some(format!(
+            "{}:{}",
+            config.upstream.host_port().0,
+            config.upstream.host_port().1
+        )),
+    )
+    .context("loading plugins")?;
+    let stack = stack::Stack::new(&config, &mut registry, routes.clone(), plugins.clone());
+
+    let reloader = Reloader::new(
+        config.config_path.clone(),
+        config.file.clone(),
+        config.upstream.clone(),
+        client.clone(),
+        routes.clone(),
+        plugins,
+    );
+    let admin = Admin::new(registry, routes, reloader.clone(), config.upstream.clone());
+    let mut scrapes = admin.scrapes();
+
+    // Background tasks, aborted when the sidecar stops.
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(reloader.clone().on_sighup());
+    if let Some(openapi) = openapi_later {
+        let (client, upstream) = (client.clone(), config.upstream.clone());
+        tasks.spawn(async move {
+            match openapi::fetch_with_retries(&client, &upstream, &openapi).await {
+                Ok(templates) => {
+                    if let Err(error) = reloader.add_openapi(&templates).await {
+                        warn!(%error, "cannot add the OpenAPI templates");
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, "no OpenAPI document; serving with the configured routes only")
+                }
+            }
+        });
+    }
+
+    let limits = &config.file.limits;
+    let serve_limits = serve::Limits {
+        header_read_timeout: limits.header_read_timeout,
+        max_header_bytes: limits.max_request_header_bytes,
+    };
+    info!(
+        listen = ?proxy_listener.local_addr().ok(),
+        admin = ?admin_listener.local_addr().ok(),
+        upstream = %config.upstream,
+        "sidecar started"
+    );
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let workers = workers::start(
+        workers::count(config.file.workers),
+        proxy_listener,
+        stack,
+        limits.clone(),
+        serve_limits,
+    )
+    .context("starting the proxy workers")?;
+    let proxy_side = async {
+        workers.serve_until(shutdown).await;
+        // Keep the admin up for one more scrape, so the final counts reach Prometheus.
+        scrapes.mark_unchanged();
+        if !limits.final_scrape_wait.is_zero() {
+            info!(wait = ?limits.final_scrape_wait, "proxy drained; waiting for a final /metrics scrape");
+            let _ = tokio::time::timeout(limits.final_scrape_wait, scrapes.changed()).await;
+        }
+        info!("stopping the admin listener");
+        let _ = admin_stop.send(());
+    };
+    let admin_side = serve::serve(
+        admin_listener,
+        admin,
+        serve::Limits::default(),
+        async {
+            let _ = admin_stopped.await;
+        },
+        ADMIN_GRACE,
+    );
+    tokio::join!(proxy_side, admin_side);
+    tasks.abort_all();
+    info!("sidecar stopped");
+    Ok(())
+}

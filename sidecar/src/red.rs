@@ -1,0 +1,254 @@
+//! The RED layer: the outermost service of the proxy stack. It routes the request (the
+//! `handler` label, inserted as a [`MatchedRoute`](crate::routes::MatchedRoute) extension), starts the clock when the request
+//! headers have arrived, and stops it when the response body ends, counting body bytes both ways.
+//!
+//! Measurement ends in exactly one place, [`Recording`]'s drop: at the end of the response body,
+//! or when the body or the response future is dropped early (the client went away). So
+//! `http_requests_inprogress` goes down exactly once per request.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+use crate::{
+    body::{Body, BoxError, ClientBodyError},
+    error::ProxyError,
+    metrics::{Metrics, Outcome, method_label},
+    routes::Routes,
+};
+
+/// Wraps a service in [`Red`].
+#[derive(Clone, Debug)]
+pub struct RedLayer {
+    metrics: Metrics,
+    routes: Routes,
+}
+
+impl RedLayer {
+    /// Records into `metrics`, labelling with `routes`.
+    pub fn new(metrics: Metrics, routes: Routes) -> Self {
+        Self { metrics, routes }
+    }
+}
+
+impl<S> Layer<S> for RedLayer {
+    type Service = Red<S>;
+    fn layer(&self, inner: S) -> Red<S> {
+        Red {
+            inner,
+            metrics: self.metrics.clone(),
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+/// Records the RED family around `S`.
+#[derive(Clone, Debug)]
+pub struct Red<S> {
+    inner: S,
+    metrics: Metrics,
+    routes: Routes,
+}
+
+impl<S> Service<Request<Incoming>> for Red<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<RedBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        let started = Instant::now();
+        let resolution = self.routes.resolve(request.uri().path());
+        if resolution.overflow {
+            self.metrics.route_overflowed();
+        }
+        let route = resolution.route;
+        let method = method_label(request.method());
+        self.metrics.start(&route.handler, method);
+        let recording = Recording {
+            metrics: self.metrics.clone(),
+            outcome: Some(Outcome {
+                handler: route.handler.clone(),
+                method,
+                status: None,
+                error: None,
+                body_error: false,
+                elapsed: Default::default(),
+                response_bytes: 0,
+            }),
+            started,
+        };
+        let size = SizeTally {
+            bytes: 0,
+            histogram: self.metrics.request_size(&route.handler),
+        };
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(route);
+        let body = Body::new(RequestBody { inner: body, size });
+        ResponseFuture {
+            inner: self.inner.call(Request::from_parts(parts, body)),
+            recording: Some(recording),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Red`]: hands the recording over to the response body.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        recording: Option<Recording>,
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<RedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        let mut recording = this
+            .recording
+            .take()
+            .expect("ResponseFuture polled after completion");
+        if let Some(outcome) = recording.outcome.as_mut() {
+            outcome.status = Some(response.status());
+            outcome.error = response.extensions().get::<ProxyError>().copied();
+        }
+        Poll::Ready(Ok(response.map(|inner| RedBody { inner, recording })))
+    }
+}
+
+/// One request's measurement; recorded when dropped.
+struct Recording {
+    metrics: Metrics,
+    outcome: Option<Outcome>,
+    started: Instant,
+}
+
+impl Recording {
+    fn finish(&mut self) {
+        if let Some(mut outcome) = self.outcome.take() {
+            outcome.elapsed = self.started.elapsed();
+            self.metrics.finish(outcome);
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The response body as sent to the client: counts bytes, ends the measurement.
+pub struct RedBody {
+    inner: Body,
+    recording: Recording,
+}
+
+impl http_body::Body for RedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let (Some(data), Some(outcome)) =
+                    (frame.data_ref(), this.recording.outcome.as_mut())
+                {
+                    outcome.response_bytes += data.len() as u64;
+                }
+            }
+            Some(Err(_)) => {
+                if let Some(outcome) = this.recording.outcome.as_mut() {
+                    outcome.body_error = true;
+                }
+                this.recording.finish();
+            }
+            None => this.recording.finish(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The client's request body: counts bytes and marks its errors as the client's.
+struct RequestBody {
+    inner: Incoming,
+    size: SizeTally,
+}
+
+/// Observes the request size once, when the request body is done with.
+struct SizeTally {
+    bytes: u64,
+    histogram: Histogram,
+}
+
+impl Drop for SizeTally {
+    fn drop(&mut self) {
+        self.histogram.observe(self.bytes as f64);
+    }
+}
+
+impl http_body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.size.bytes += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(error)) => Poll::Ready(Some(Err(Box::new(ClientBodyError(error))))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,168 @@
+//! Reloading: SIGHUP or `POST /reload` re-reads the TOML file (and the upstream's OpenAPI
+//! document), builds a new route table and swaps it in. Requests in flight keep the label they
+//! were given; nothing is dropped. A reload that fails keeps everything as it was.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+use crate::{
+    config::{FileConfig, Upstream},
+    openapi,
+    proxy::UpstreamClient,
+    routes::{RouteError, RouteSource, RouteTable, Routes},
+    wasm::PluginSet,
+};
+
+/// What a reload did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReloadReport {
+    /// Templates in the new table.
+    pub routes: usize,
+    /// Plugins declared in the file.
+    pub plugins: usize,
+}
+
+/// Reloads the configuration on demand; clones share one reloader.
+#[derive(Clone, Debug)]
+pub struct Reloader(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    path: Option<PathBuf>,
+    /// The configuration given at start-up; reused when there is no file to re-read.
+    initial: FileConfig,
+    upstream: Upstream,
+    client: UpstreamClient,
+    routes: Routes,
+    plugins: PluginSet,
+    /// One reload at a time, so two can't interleave their swaps.
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// The route table for `file`: its `[[routes]]` first, then the OpenAPI templates.
+///
+/// # Errors
+/// A configured template the router rejects.
+pub fn route_table(file: &FileConfig, openapi: &[String]) -> Result<RouteTable, RouteError> {
+    let configured = file
+        .routes
+        .iter()
+        .map(|r| (r.template.as_str(), RouteSource::Config));
+    let loaded = openapi.iter().map(|t| (t.as_str(), RouteSource::Openapi));
+    RouteTable::build(configured.chain(loaded), file.metrics.max_handlers)
+}
+
+impl Reloader {
+    /// A reloader for the file at `path` (or the start-up configuration `initial` when `None`).
+    pub fn new(
+        path: Option<PathBuf>,
+        initial: FileConfig,
+        upstream: Upstream,
+        client: UpstreamClient,
+        routes: Routes,
+        plugins: PluginSet,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            path,
+            initial,
+            upstream,
+            client,
+            routes,
+            plugins,
+            lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Re-reads the configuration and swaps the route table.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, a rejected template, or a required OpenAPI document that
+    /// can't be fetched. The current configuration stays in place.
+    pub async fn reload(&self) -> anyhow::Result<ReloadReport> {
+        let inner = &self.0;
+        let _one_at_a_time = inner.lock.lock().await;
+        let file = match &inner.path {
+            Some(path) => FileConfig::read(path)?,
+            None => inner.initial.clone(),
+        };
+        let openapi = match &file.openapi {
+            None => Vec::new(),
+            Some(config) => {
+                match openapi::fetch(&inner.client, &inner.upstream, &config.url_path).await {
+                    Ok(templates) => templates,
+                    Err(error) if config.required => {
+                        return Err(error).context("reloading the OpenAPI document");
+                    }
+                    Err(error) => {
+                        warn!(%error, "OpenAPI document unavailable; keeping the templates loaded before");
+                        self.current_openapi_templates()
+                    }
+                }
+            }
+        };
+        let table = route_table(&file, &openapi)?;
+        // Plugins load before the route swap, so that a plugin that fails to load fails the
+        // whole reload. Compiling is CPU work: off the async workers.
+        let configs = PluginSet::resolve(&file.plugins, inner.path.as_deref());
+        let plugins = inner.plugins.clone();
+        let prepared = tokio::task::spawn_blocking(move || plugins.prepare(&configs))
+            .await
+            .context("plugin loading task")?
+            .context("reloading plugins")?;
+        let report = ReloadReport {
+            routes: table.entries().len(),
+            plugins: file.plugins.len(),
+        };
+        inner.routes.replace(table);
+        inner.plugins.commit(prepared);
+        info!(
+            routes = report.routes,
+            plugins = report.plugins,
+            "configuration reloaded"
+        );
+        Ok(report)
+    }
+
+    /// Adds templates fetched after start-up (the OpenAPI document was not required and came
+    /// late) to the start-up configuration's table.
+    ///
+    /// # Errors
+    /// A configured template the router rejects (can't happen: it was accepted at start-up).
+    pub async fn add_openapi(&self, templates: &[String]) -> Result<(), RouteError> {
+        let _one_at_a_time = self.0.lock.lock().await;
+        let table = route_table(&self.0.initial, templates)?;
+        self.0.routes.replace(table);
+        Ok(())
+    }
+
+    fn current_openapi_templates(&self) -> Vec<String> {
+        let table = self.0.routes.current();
+        table
+            .entries()
+            .iter()
+            .filter(|e| e.source == RouteSource::Openapi)
+            .map(|e| e.template.to_string())
+            .collect()
+    }
+
+    /// Reloads on every SIGHUP until the task is dropped. Errors are logged here, where they are
+    /// handled.
+    pub async fn on_sighup(self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            warn!("cannot install a SIGHUP handler; reload with POST /reload instead");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            info!("SIGHUP received; reloading");
+            if let Err(error) = self.reload().await {
+                warn!(
+                    error = format!("{error:#}"),
+                    "reload failed; keeping the current configuration"
+                );
+            }
+        }
+    }
+}

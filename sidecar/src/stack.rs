@@ -1,0 +1,75 @@
+//! The proxy's service stack, built in one place. Per request, outermost first:
+//!
+//! 1. [`Red`](crate::red::Red): routes the request (inserting [`MatchedRoute`](crate::routes::MatchedRoute)),
+//!    starts the clock, records the RED family when the response body ends;
+//! 2. the plugin layer slot (Proxy-Wasm host): sees every routed request, including the
+//!    responses the sidecar makes itself below it;
+//! 3. [`Limit`](crate::limit::Limit): 503 `overloaded` past `max_concurrent_requests`;
+//! 4. [`Proxy`](crate::proxy::Proxy): forwards upstream, 502/504 on failure.
+
+use std::convert::Infallible;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use prometheus_client::registry::Registry;
+use tower::{Service, ServiceBuilder};
+
+use crate::{
+    config::{Config, LimitsConfig, Upstream},
+    limit::LimitLayer,
+    metrics::Metrics,
+    proxy::{Proxy, UpstreamClient},
+    red::{RedBody, RedLayer},
+    routes::Routes,
+    wasm::{PluginLayer, PluginSet},
+};
+
+/// What every proxy worker's stack shares: the metrics, the route table, the concurrency limit
+/// and the plugins. Each worker adds its own upstream client (see [`crate::run`]).
+#[derive(Clone, Debug)]
+pub struct Stack {
+    red: RedLayer,
+    limit: LimitLayer,
+    plugins: PluginSet,
+    upstream: Upstream,
+    limits: LimitsConfig,
+}
+
+impl Stack {
+    /// Registers the proxy's metrics into `registry` and prepares the shared layers.
+    pub fn new(
+        config: &Config,
+        registry: &mut Registry,
+        routes: Routes,
+        plugins: PluginSet,
+    ) -> Self {
+        let metrics = Metrics::register(registry, &config.file.metrics);
+        Self {
+            red: RedLayer::new(metrics, routes),
+            limit: LimitLayer::new(config.file.limits.max_concurrent_requests),
+            plugins,
+            upstream: config.upstream.clone(),
+            limits: config.file.limits.clone(),
+        }
+    }
+
+    /// The service stack over `client`.
+    pub fn build(
+        &self,
+        client: UpstreamClient,
+    ) -> impl Service<
+        Request<Incoming>,
+        Response = Response<RedBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        ServiceBuilder::new()
+            .layer(self.red.clone())
+            // PLUGIN LAYER: between Red and the limit, so plugins see the sidecar's own 502/503/504.
+            .layer(PluginLayer::new(self.plugins.clone()))
+            .layer(self.limit.clone())
+            .service(Proxy::new(client, self.upstream.clone(), &self.limits))
+    }
+}

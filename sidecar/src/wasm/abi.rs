@@ -1,0 +1,172 @@
+//! Proxy-Wasm ABI v0.2.1 enumerations, numbered exactly as the spec (`abi-versions/v0.2.1`) and
+//! the Rust SDK's `types.rs`. Values cross the boundary as `i32`.
+
+/// `proxy_status_t`: the return value of every hostcall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Status {
+    /// Success.
+    Ok = 0,
+    /// The key, context, metric or buffer does not exist (or not in this phase).
+    NotFound = 1,
+    /// An argument is out of range or makes no sense.
+    BadArgument = 2,
+    /// A value could not be serialized.
+    SerializationFailure = 3,
+    /// A value could not be parsed.
+    ParseFailure = 4,
+    /// A guest pointer/length pair lies outside linear memory, or the guest allocator failed.
+    InvalidMemoryAccess = 6,
+    /// A queue is empty.
+    Empty = 7,
+    /// A compare-and-swap token did not match.
+    CasMismatch = 8,
+    /// The host could not do it (used for callouts, which this host does not make).
+    InternalFailure = 10,
+    /// Not implemented. The Rust SDK panics on it for every call, so this host never returns it.
+    Unimplemented = 12,
+}
+
+impl From<Status> for i32 {
+    fn from(status: Status) -> i32 {
+        status as i32
+    }
+}
+
+/// `proxy_log_level_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Trace.
+    Trace = 0,
+    /// Debug.
+    Debug = 1,
+    /// Info.
+    Info = 2,
+    /// Warn.
+    Warn = 3,
+    /// Error.
+    Error = 4,
+    /// Critical: the SDK's panic hook logs the panic message at this level before trapping.
+    Critical = 5,
+}
+
+impl LogLevel {
+    /// The level for a raw value, if it names one.
+    pub fn from_i32(level: i32) -> Option<LogLevel> {
+        Some(match level {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            5 => LogLevel::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_action_t`: what a data callback asks of the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Forward and keep going.
+    Continue,
+    /// Stop iteration until `proxy_continue_stream` (values above 1 also mean stop, as in Envoy).
+    Pause,
+}
+
+impl Action {
+    /// Envoy's reading: 0 continues, anything else stops.
+    pub fn from_i32(action: i32) -> Action {
+        if action == 0 {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+}
+
+/// `proxy_buffer_type_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferType {
+    /// The request body, inside `on_request_body`.
+    HttpRequestBody = 0,
+    /// The response body, inside `on_response_body`.
+    HttpResponseBody = 1,
+    /// The VM configuration, inside `on_vm_start`.
+    VmConfiguration = 6,
+    /// The plugin configuration, inside `on_configure`.
+    PluginConfiguration = 7,
+}
+
+impl BufferType {
+    /// The buffers this host has; TCP, callout and foreign-function buffers are never available.
+    pub fn from_i32(kind: i32) -> Option<BufferType> {
+        Some(match kind {
+            0 => BufferType::HttpRequestBody,
+            1 => BufferType::HttpResponseBody,
+            6 => BufferType::VmConfiguration,
+            7 => BufferType::PluginConfiguration,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_map_type_t`, restricted to the maps of an HTTP stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapType {
+    /// Request headers (pseudo-headers included).
+    RequestHeaders = 0,
+    /// Request trailers.
+    RequestTrailers = 1,
+    /// Response headers (`:status` included).
+    ResponseHeaders = 2,
+    /// Response trailers.
+    ResponseTrailers = 3,
+}
+
+impl MapType {
+    /// The map for a raw value; gRPC and callout maps (4..7) are never available here.
+    pub fn from_i32(kind: i32) -> Option<MapType> {
+        Some(match kind {
+            0 => MapType::RequestHeaders,
+            1 => MapType::RequestTrailers,
+            2 => MapType::ResponseHeaders,
+            3 => MapType::ResponseTrailers,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_metric_type_t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    /// Monotonic counter.
+    Counter = 0,
+    /// Gauge.
+    Gauge = 1,
+    /// Histogram of integer samples.
+    Histogram = 2,
+}
+
+impl MetricType {
+    /// The type for a raw value (`None` answers `BadArgument`).
+    pub fn from_i32(kind: i32) -> Option<MetricType> {
+        Some(match kind {
+            0 => MetricType::Counter,
+            1 => MetricType::Gauge,
+            2 => MetricType::Histogram,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_stream_type_t` values for `proxy_continue_stream` / `proxy_close_stream`.
+pub const STREAM_HTTP_REQUEST: i32 = 0;
+/// See [`STREAM_HTTP_REQUEST`].
+pub const STREAM_HTTP_RESPONSE: i32 = 1;
+
+/// The root context id: ids come from one per-VM counter starting at 1 (0 is the VM itself).
+pub const ROOT_CONTEXT_ID: u32 = 1;
+
+/// The ABI version markers this host accepts (exported functions, never called).
+pub const ABI_VERSIONS: [&str; 2] = ["proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0"];

@@ -1,0 +1,342 @@
+//! `PluginLayer`: runs every plugin's callbacks around a request, in Envoy's order —
+//! `on_context_create` → `on_request_headers` (may change headers or answer locally) →
+//! `on_request_body` (plugins that opted in, body buffered up to their limit) → the inner
+//! service → `on_response_headers` → `on_response_body` (opt-in) → `on_log` → `on_done` →
+//! `on_delete` when the response body has been sent. Responses the sidecar makes itself below
+//! this layer (502/503/504) go through the same response callbacks.
+//!
+//! Fail-open throughout: a plugin that faults, times out or is being replaced drops out of the
+//! request, which carries on unchanged. Response callbacks run in reverse plugin order, as
+//! Envoy's encoder filters do.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body::Body as _;
+use tower::{Layer, Service};
+
+use super::body::{Collected, Observed, collect, rebuild};
+use super::plugin::Plugin;
+use super::set::PluginSet;
+use super::state::{LocalResponse, Pairs, RequestInfo};
+use super::stream::{ActiveStream, Outcome};
+use crate::body::Body;
+use crate::routes::MatchedRoute;
+
+/// Wraps a service with the plugin set.
+#[derive(Clone, Debug)]
+pub struct PluginLayer {
+    set: PluginSet,
+}
+
+impl PluginLayer {
+    /// A layer running `set`'s plugins (reloads of the set apply to new requests).
+    pub fn new(set: PluginSet) -> PluginLayer {
+        PluginLayer { set }
+    }
+}
+
+impl<S> Layer<S> for PluginLayer {
+    type Service = PluginService<S>;
+
+    fn layer(&self, inner: S) -> PluginService<S> {
+        PluginService {
+            inner,
+            set: self.set.clone(),
+        }
+    }
+}
+
+/// The service [`PluginLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct PluginService<S> {
+    inner: S,
+    set: PluginSet,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S> Service<Request<Body>> for PluginService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> BoxFuture {
+        let plugins = self.set.snapshot();
+        if plugins.is_empty() {
+            return Box::pin(self.inner.call(request));
+        }
+        // The clone takes over readiness for the next call; `inner` was made ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let upstream = self.set.upstream().map(|u| u.to_string());
+        // Boxed here, where `S` is known, so `filter` needs no generic future (whose `Send`
+        // the compiler cannot prove across the awaits in an async fn).
+        let forward: Forward = Box::new(move |request| Box::pin(inner.call(request)));
+        Box::pin(filter(plugins, forward, request, upstream))
+    }
+}
+
+fn request_info(request: &Request<Body>, upstream: Option<String>) -> RequestInfo {
+    let peer = request.extensions().get::<serve::Peer>();
+    let route = request
+        .extensions()
+        .get::<MatchedRoute>()
+        .filter(|r| r.templated)
+        .map(|r| r.handler.to_string());
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    RequestInfo {
+        method: request.method().to_string(),
+        path: request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.to_string()),
+        scheme: "http",
+        host,
+        protocol: match request.version() {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2",
+            _ => "HTTP/1.1",
+        },
+        time: SystemTime::now(),
+        started: Instant::now(),
+        size: request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
+        route,
+        source: peer.map(|p| p.remote),
+        destination: peer.map(|p| p.local),
+        connection_id: peer.map(|p| p.connection_id),
+        upstream,
+    }
+}
+
+fn to_pairs(pseudo: Vec<(&str, String)>, headers: &HeaderMap) -> Pairs {
+    pseudo
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into_bytes()))
+        .chain(
+            headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())),
+        )
+        .collect()
+}
+
+/// Replaces `headers` with the guest's map (pseudo-headers are not headers; invalid names or
+/// values are skipped).
+fn apply_pairs(headers: &mut HeaderMap, pairs: &Pairs) {
+    headers.clear();
+    for (name, value) in pairs.iter().filter(|(k, _)| !k.starts_with(':')) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => tracing::debug!(header = %name, "plugin set an invalid header; skipped"),
+        }
+    }
+}
+
+fn local_response(local: LocalResponse) -> Response<Body> {
+    let mut response = Response::new(crate::body::full(local.body));
+    *response.status_mut() =
+        StatusCode::from_u16(local.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    apply_pairs(response.headers_mut(), &local.headers);
+    response
+}
+
+/// Whether a phase paused and, after waiting, produced a local response.
+async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
+    if outcome.paused && outcome.local.is_none() {
+        outcome.local = stream.wait_resumed().await;
+    }
+}
+
+/// The inner service's call, boxed.
+type Forward = Box<dyn FnOnce(Request<Body>) -> BoxFuture + Send>;
+
+async fn filter(
+    plugins: Arc<Vec<Arc<Plugin>>>,
+    forward: Forward,
+    request: Request<Body>,
+    upstream: Option<String>,
+) -> Result<Response<Body>, Infallible> {
+    let info = Arc::new(request_info(&request, upstream));
+    let (mut parts, body) = request.into_parts();
+    let pseudo = vec![
+        (":method", info.method.clone()),
+        (":path", info.path.clone()),
+        (":authority", info.host.clone()),
+        (":scheme", info.scheme.to_owned()),
+    ];
+    let mut headers = to_pairs(pseudo, &parts.headers);
+    let end_of_stream = body.is_end_stream();
+    let mut streams: Vec<ActiveStream> = Vec::with_capacity(plugins.len());
+    let mut local = None;
+    for plugin in plugins.iter() {
+        let Some((stream, mut outcome)) =
+            ActiveStream::begin(plugin, &info, &headers, end_of_stream)
+        else {
+            continue;
+        };
+        settle(&stream, &mut outcome).await;
+        if let Some(changed) = outcome.headers {
+            apply_pairs(&mut parts.headers, &changed);
+            headers = changed;
+        }
+        streams.push(stream);
+        if outcome.local.is_some() {
+            local = outcome.local;
+            break;
+        }
+    }
+
+    let mut body = body;
+    let body_limit = streams
+        .iter()
+        .filter(|s| s.plugin().config().request_body)
+        .map(|s| s.plugin().config().body_limit_bytes)
+        .max();
+    if let (None, Some(limit), false) = (&local, body_limit, end_of_stream) {
+        body = match collect(body, limit).await {
+            Collected::Complete { mut data, trailers } => {
+                let trailer_pairs = trailers.as_ref().map(|t| to_pairs(Vec::new(), t));
+                for stream in &streams {
+                    if !stream.plugin().config().request_body {
+                        continue;
+                    }
+                    if data.len() > stream.plugin().config().body_limit_bytes {
+                        tracing::debug!(plugin = %stream.plugin().config().name, "request body over the plugin's limit; not observed");
+                        continue;
+                    }
+                    let Some(mut outcome) = stream.request_body(&data, trailer_pairs.clone())
+                    else {
+                        continue;
+                    };
+                    settle(stream, &mut outcome).await;
+                    if let Some(changed) = outcome.body {
+                        data = Bytes::from(changed);
+                        parts
+                            .headers
+                            .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
+                    }
+                    if outcome.local.is_some() {
+                        local = outcome.local;
+                        break;
+                    }
+                }
+                rebuild(data, trailers)
+            }
+            Collected::TooLarge(body) => {
+                tracing::debug!(
+                    limit,
+                    "request body over the body limit; plugins do not observe it"
+                );
+                body
+            }
+            Collected::Failed(body) => body,
+        };
+    }
+
+    let (mut response, details) = match local {
+        Some(local) => (local_response(local), "wasm_local_reply"),
+        None => {
+            let Ok(response) = forward(Request::from_parts(parts, body)).await;
+            (response, "via_upstream")
+        }
+    };
+    respond(streams, &mut response, details).await;
+    Ok(response)
+}
+
+/// Response phases (reverse plugin order), then hooks the end-of-request callbacks to the body.
+async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, details: &'static str) {
+    let code = response.status().as_u16();
+    let mut headers = to_pairs(vec![(":status", code.to_string())], response.headers());
+    for stream in streams.iter().rev() {
+        let Some(mut outcome) = stream.response_headers(code, &headers, details) else {
+            continue;
+        };
+        settle(stream, &mut outcome).await;
+        if let Some(changed) = outcome.headers {
+            apply_pairs(response.headers_mut(), &changed);
+            headers = changed;
+        }
+    }
+    let body_limit = streams
+        .iter()
+        .filter(|s| s.plugin().config().response_body)
+        .map(|s| s.plugin().config().body_limit_bytes)
+        .max();
+    if let (Some(limit), false) = (body_limit, response.body().is_end_stream()) {
+        let body = std::mem::replace(response.body_mut(), crate::body::empty());
+        *response.body_mut() = match collect(body, limit).await {
+            Collected::Complete { mut data, trailers } => {
+                for stream in streams.iter().rev() {
+                    if !stream.plugin().config().response_body
+                        || data.len() > stream.plugin().config().body_limit_bytes
+                    {
+                        continue;
+                    }
+                    let Some(mut outcome) = stream.response_body(&data) else {
+                        continue;
+                    };
+                    settle(stream, &mut outcome).await;
+                    if let Some(changed) = outcome.body {
+                        data = Bytes::from(changed);
+                        response
+                            .headers_mut()
+                            .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
+                    }
+                }
+                rebuild(data, trailers)
+            }
+            Collected::TooLarge(body) => {
+                tracing::debug!(
+                    limit,
+                    "response body over the body limit; plugins do not observe it"
+                );
+                body
+            }
+            Collected::Failed(body) => body,
+        };
+    }
+    let body = std::mem::replace(response.body_mut(), crate::body::empty());
+    *response.body_mut() = Observed::wrap(
+        body,
+        Box::new(move |sent, trailers| {
+            let trailers = trailers.map(|t| to_pairs(Vec::new(), &t));
+            for stream in streams {
+                stream.finish(Some(code), sent, trailers.clone());
+            }
+        }),
+    );
+}

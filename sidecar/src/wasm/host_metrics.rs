@@ -1,0 +1,289 @@
+//! The host's own metrics about each plugin (names fixed in the project brief):
+//! `sidecar_plugin_callbacks_total{plugin,callback}`, `sidecar_plugin_faults_total{plugin,kind}`,
+//! `sidecar_plugin_reloads_total{plugin,result}`, `sidecar_plugin_callback_duration_seconds{plugin}`,
+//! `sidecar_plugin_memory_bytes{plugin}`, `sidecar_plugin_series_overflow_total{plugin}`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Why an instance was discarded (or never made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
+    Trap,
+    /// A callback ran past its CPU deadline.
+    Deadline,
+    /// The guest asked for memory past its limit.
+    Memory,
+    /// A replacement instance failed to start.
+    Instantiate,
+    /// A paused request was not resumed in time (the request continued without the plugin).
+    PauseTimeout,
+}
+
+impl FaultKind {
+    /// The `kind` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultKind::Trap => "trap",
+            FaultKind::Deadline => "deadline",
+            FaultKind::Memory => "memory",
+            FaultKind::Instantiate => "instantiate",
+            FaultKind::PauseTimeout => "pause_timeout",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabel {
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallbackLabels {
+    plugin: String,
+    callback: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    plugin: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    plugin: String,
+    result: &'static str,
+}
+
+/// Handles to the host metric families (cheap clones).
+#[derive(Clone, Debug)]
+pub struct HostMetrics {
+    callbacks: Family<CallbackLabels, Counter>,
+    faults: Family<FaultLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    duration: Family<PluginLabel, Histogram>,
+    memory: Family<PluginLabel, Gauge>,
+    overflow: Family<PluginLabel, Counter>,
+}
+
+impl Default for HostMetrics {
+    fn default() -> Self {
+        HostMetrics {
+            callbacks: Family::default(),
+            faults: Family::default(),
+            reloads: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([
+                    1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1,
+                ])
+            }),
+            memory: Family::default(),
+            overflow: Family::default(),
+        }
+    }
+}
+
+impl HostMetrics {
+    /// Registers the families into `registry` (the root one: names are not prefixed further).
+    pub fn register(registry: &mut Registry) -> HostMetrics {
+        let m = HostMetrics::default();
+        registry.register(
+            "sidecar_plugin_callbacks",
+            "Plugin callbacks called",
+            m.callbacks.clone(),
+        );
+        registry.register(
+            "sidecar_plugin_faults",
+            "Plugin instances discarded, by fault kind",
+            m.faults.clone(),
+        );
+        registry.register(
+            "sidecar_plugin_reloads",
+            "Plugin (re)loads, by result",
+            m.reloads.clone(),
+        );
+        // Units spelled in the names: some OpenMetrics parsers refuse `# UNIT` on histograms.
+        registry.register(
+            "sidecar_plugin_callback_duration_seconds",
+            "Time spent in plugin callbacks",
+            m.duration.clone(),
+        );
+        registry.register(
+            "sidecar_plugin_memory_bytes",
+            "Linear memory of a plugin's live instances",
+            m.memory.clone(),
+        );
+        registry.register(
+            "sidecar_plugin_series_overflow",
+            "Metric definitions past the plugin's series cap",
+            m.overflow.clone(),
+        );
+        m
+    }
+
+    /// Counts a fault.
+    pub fn fault(&self, plugin: &str, kind: FaultKind) {
+        self.faults
+            .get_or_create(&FaultLabels {
+                plugin: plugin.to_owned(),
+                kind: kind.label(),
+            })
+            .inc();
+    }
+
+    /// Counts a load or reload.
+    pub fn reload(&self, plugin: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads
+            .get_or_create(&ReloadLabels {
+                plugin: plugin.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// The overflow counter of `plugin`, handed to its metric store.
+    pub fn overflow_counter(&self, plugin: &str) -> Counter {
+        self.overflow
+            .get_or_create(&PluginLabel {
+                plugin: plugin.to_owned(),
+            })
+            .clone()
+    }
+}
+
+/// The guest callbacks the host calls (the `callback` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Callback {
+    /// `_initialize`.
+    Initialize,
+    /// `proxy_on_context_create`.
+    ContextCreate,
+    /// `proxy_on_vm_start`.
+    VmStart,
+    /// `proxy_on_configure`.
+    Configure,
+    /// `proxy_on_tick`.
+    Tick,
+    /// `proxy_on_request_headers`.
+    RequestHeaders,
+    /// `proxy_on_request_body`.
+    RequestBody,
+    /// `proxy_on_request_trailers`.
+    RequestTrailers,
+    /// `proxy_on_response_headers`.
+    ResponseHeaders,
+    /// `proxy_on_response_body`.
+    ResponseBody,
+    /// `proxy_on_response_trailers`.
+    ResponseTrailers,
+    /// `proxy_on_log`.
+    Log,
+    /// `proxy_on_done`.
+    Done,
+    /// `proxy_on_delete`.
+    Delete,
+}
+
+impl Callback {
+    const ALL: [Callback; 14] = [
+        Callback::Initialize,
+        Callback::ContextCreate,
+        Callback::VmStart,
+        Callback::Configure,
+        Callback::Tick,
+        Callback::RequestHeaders,
+        Callback::RequestBody,
+        Callback::RequestTrailers,
+        Callback::ResponseHeaders,
+        Callback::ResponseBody,
+        Callback::ResponseTrailers,
+        Callback::Log,
+        Callback::Done,
+        Callback::Delete,
+    ];
+
+    /// The export's name, which is also the label.
+    pub fn export(self) -> &'static str {
+        match self {
+            Callback::Initialize => "_initialize",
+            Callback::ContextCreate => "proxy_on_context_create",
+            Callback::VmStart => "proxy_on_vm_start",
+            Callback::Configure => "proxy_on_configure",
+            Callback::Tick => "proxy_on_tick",
+            Callback::RequestHeaders => "proxy_on_request_headers",
+            Callback::RequestBody => "proxy_on_request_body",
+            Callback::RequestTrailers => "proxy_on_request_trailers",
+            Callback::ResponseHeaders => "proxy_on_response_headers",
+            Callback::ResponseBody => "proxy_on_response_body",
+            Callback::ResponseTrailers => "proxy_on_response_trailers",
+            Callback::Log => "proxy_on_log",
+            Callback::Done => "proxy_on_done",
+            Callback::Delete => "proxy_on_delete",
+        }
+    }
+}
+
+/// One plugin's metric handles, resolved once so a callback costs two atomic adds.
+#[derive(Clone, Debug)]
+pub struct PluginHandles {
+    plugin: String,
+    metrics: HostMetrics,
+    callbacks: Vec<Counter>,
+    duration: Histogram,
+    memory: Gauge,
+}
+
+impl PluginHandles {
+    /// Handles for `plugin`.
+    pub fn new(metrics: &HostMetrics, plugin: &str) -> PluginHandles {
+        let callbacks = Callback::ALL
+            .iter()
+            .map(|c| {
+                let labels = CallbackLabels {
+                    plugin: plugin.to_owned(),
+                    callback: c.export(),
+                };
+                metrics.callbacks.get_or_create(&labels).clone()
+            })
+            .collect();
+        let label = PluginLabel {
+            plugin: plugin.to_owned(),
+        };
+        PluginHandles {
+            plugin: plugin.to_owned(),
+            metrics: metrics.clone(),
+            callbacks,
+            duration: metrics.duration.get_or_create(&label).clone(),
+            memory: metrics.memory.get_or_create(&label).clone(),
+        }
+    }
+
+    /// Counts a callback and its duration.
+    pub fn callback(&self, callback: Callback, seconds: f64) {
+        if let Some(counter) = Callback::ALL
+            .iter()
+            .position(|c| *c == callback)
+            .and_then(|i| self.callbacks.get(i))
+        {
+            counter.inc();
+        }
+        self.duration.observe(seconds);
+    }
+
+    /// Counts a fault.
+    pub fn fault(&self, kind: FaultKind) {
+        self.metrics.fault(&self.plugin, kind);
+    }
+
+    /// Adds `delta` bytes to the plugin's memory gauge.
+    pub fn memory_delta(&self, delta: i64) {
+        self.memory.inc_by(delta);
+    }
+}

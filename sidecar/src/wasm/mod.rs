@@ -1,0 +1,42 @@
+//! The Proxy-Wasm host: plugins built with any Proxy-Wasm SDK (ABI 0.2.0/0.2.1) run inside the
+//! sidecar on wasmtime, see every proxied request, and define metrics that appear on `/metrics`.
+//!
+//! - [`abi`]: the ABI's enumerations, exact numbering.
+//! - [`config`]: a `[[plugins]]` entry of the sidecar's TOML file.
+//! - [`runtime`]: engine, linker, epoch ticker, shared data and metrics, built once; loads plugins.
+//! - [`plugin`]: one compiled plugin and its pool of warm instances; faults and backoff.
+//! - [`instance`]: one instance's store, exports and lifecycle; every guest call.
+//! - [`host`], [`host_http`], [`unsupported`], [`wasi`]: the hostcalls; [`memory`], [`pairs`], [`properties`]
+//!   their data formats; [`state`] what hostcalls can see; [`stream`] one request inside one plugin.
+//! - [`metrics`], [`metric_names`]: plugin-defined metrics; [`host_metrics`]: the host's own.
+//! - [`filter`]: the tower layer that calls plugins around each request; [`body`] buffers
+//!   bodies for plugins that asked for them; [`set`]: the live plugin set and its reload.
+//! - [`limits`]: memory limit and CPU deadline; [`shared_data`]: `proxy_*_shared_data`.
+
+pub mod abi;
+pub mod body;
+pub mod config;
+pub mod filter;
+pub mod host;
+pub mod host_http;
+pub mod host_metrics;
+pub mod instance;
+pub mod limits;
+pub mod memory;
+pub mod metric_names;
+pub mod metrics;
+pub mod pairs;
+pub mod plugin;
+pub mod properties;
+pub mod runtime;
+pub mod set;
+pub mod shared_data;
+pub mod state;
+pub mod stream;
+pub mod unsupported;
+pub mod wasi;
+
+pub use config::PluginConfig;
+pub use filter::{PluginLayer, PluginService};
+pub use runtime::WasmRuntime;
+pub use set::PluginSet;

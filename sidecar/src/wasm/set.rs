@@ -1,0 +1,134 @@
+//! The live set of plugins, swapped atomically on reload. A request takes a snapshot (an `Arc`)
+//! when it starts and keeps it to the end, so in-flight requests finish on the instances they
+//! began with while new requests use the new set; old plugins are dropped with their last request.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::config::PluginConfig;
+use super::plugin::Plugin;
+use super::runtime::WasmRuntime;
+
+/// The plugins every request goes through, in configuration order.
+#[derive(Clone, Debug)]
+pub struct PluginSet {
+    runtime: Arc<WasmRuntime>,
+    current: Arc<ArcSwap<Vec<Arc<Plugin>>>>,
+    upstream: Option<Arc<str>>,
+}
+
+/// A reload's plugins, loaded and started but not yet serving.
+#[derive(Debug)]
+pub struct PreparedReload {
+    plugins: Vec<Arc<Plugin>>,
+    /// Plugins loaded anew (new, or changed bytes or configuration).
+    pub loaded: Vec<String>,
+    /// Plugins unchanged, kept warm.
+    pub kept: Vec<String>,
+}
+
+impl PluginSet {
+    /// Loads `configs`; any failure fails the whole start (a sidecar must not start half-configured).
+    /// `upstream` is the `upstream.address` property (`host:port`).
+    pub fn load(
+        runtime: Arc<WasmRuntime>,
+        configs: &[PluginConfig],
+        upstream: Option<String>,
+    ) -> anyhow::Result<PluginSet> {
+        let plugins = configs
+            .iter()
+            .map(|c| runtime.load(c.clone()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for plugin in &plugins {
+            tracing::info!(plugin = %plugin.config().name, path = %plugin.config().path.display(), "plugin loaded");
+        }
+        Ok(PluginSet {
+            runtime,
+            current: Arc::new(ArcSwap::from_pointee(plugins)),
+            upstream: upstream.map(Arc::from),
+        })
+    }
+
+    /// The plugins for a request starting now.
+    pub fn snapshot(&self) -> Arc<Vec<Arc<Plugin>>> {
+        self.current.load_full()
+    }
+
+    /// The `upstream.address` property.
+    pub fn upstream(&self) -> Option<&Arc<str>> {
+        self.upstream.as_ref()
+    }
+
+    /// Loads what changed in `configs` without touching the live set: unchanged plugins (same
+    /// configuration, same module bytes) keep their warm instances; changed or new ones are
+    /// compiled and started. Any failure fails the whole reload (the live set stays as it was).
+    pub fn prepare(&self, configs: &[PluginConfig]) -> anyhow::Result<PreparedReload> {
+        let old = self.snapshot();
+        let mut prepared = PreparedReload {
+            plugins: Vec::with_capacity(configs.len()),
+            loaded: Vec::new(),
+            kept: Vec::new(),
+        };
+        for config in configs {
+            let previous = old.iter().find(|p| p.config().name == config.name);
+            let unchanged = previous.is_some_and(|p| {
+                p.config() == config
+                    && std::fs::read(&config.path)
+                        .ok()
+                        .map(|w| super::runtime::fingerprint(&w))
+                        == Some(p.fingerprint())
+            });
+            match previous {
+                Some(previous) if unchanged => {
+                    prepared.kept.push(config.name.clone());
+                    prepared.plugins.push(previous.clone());
+                }
+                _ => {
+                    prepared.plugins.push(self.runtime.load(config.clone())?);
+                    prepared.loaded.push(config.name.clone());
+                }
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Puts a prepared reload in service. Requests in flight finish on the plugins they started
+    /// with; plugins no longer configured are dropped after their last request.
+    pub fn commit(&self, prepared: PreparedReload) {
+        let names: Vec<&str> = prepared
+            .plugins
+            .iter()
+            .map(|p| p.config().name.as_str())
+            .collect();
+        self.runtime.retain_metrics(&names);
+        tracing::info!(loaded = ?prepared.loaded, kept = ?prepared.kept, "plugins reloaded");
+        self.current.store(Arc::new(prepared.plugins));
+    }
+
+    /// `prepare` then `commit`.
+    pub fn reload(&self, configs: &[PluginConfig]) -> anyhow::Result<()> {
+        let prepared = self.prepare(configs)?;
+        self.commit(prepared);
+        Ok(())
+    }
+
+    /// `configs` with relative module paths made relative to the TOML file's directory (or the
+    /// working directory when there is no file).
+    pub fn resolve(
+        configs: &[PluginConfig],
+        config_path: Option<&std::path::Path>,
+    ) -> Vec<PluginConfig> {
+        let base = config_path
+            .and_then(std::path::Path::parent)
+            .unwrap_or(std::path::Path::new(""));
+        configs
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                c.resolve_path(base);
+                c
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,274 @@
+//! One request's life inside one plugin: the context is created on a leased instance, then each
+//! phase fills the request view, calls the guest, and reads back what the guest changed or asked
+//! for (headers, body, local response, resume). A `None` from any phase means the plugin is out
+//! of this request (its instance faulted or was replaced): the request carries on without it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::abi::{Action, BufferType, MapType};
+use super::host_metrics::{Callback, FaultKind};
+use super::instance::{Fault, PluginInstance};
+use super::plugin::{Lease, Plugin};
+use super::state::{Buffer, LocalResponse, Pairs, RequestInfo, Stream};
+
+/// What a callback left behind.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Pause was returned and the guest has not resumed yet.
+    pub paused: bool,
+    /// Replacement headers for the phase's map, if the guest changed them.
+    pub headers: Option<Pairs>,
+    /// Replacement body, if the guest changed it.
+    pub body: Option<Vec<u8>>,
+    /// A local response the guest asked for.
+    pub local: Option<LocalResponse>,
+}
+
+/// A request's context on one plugin instance.
+#[derive(Debug)]
+pub struct ActiveStream {
+    plugin: Arc<Plugin>,
+    lease: Lease,
+    ctx: u32,
+    /// Set once the end-of-request callbacks ran (or were handed to a task).
+    ended: bool,
+}
+
+fn outcome(inst: &mut PluginInstance, ctx: u32, action: Action, map: Option<MapType>) -> Outcome {
+    let state = inst.state();
+    let body = state.buffer.take().filter(|b| b.changed).map(|b| b.bytes);
+    let Some(stream) = state.streams.get_mut(&ctx) else {
+        return Outcome::default();
+    };
+    let headers = match map {
+        Some(MapType::RequestHeaders) if std::mem::take(&mut stream.request_headers_changed) => {
+            Some(stream.request_headers.clone())
+        }
+        Some(MapType::ResponseHeaders) if std::mem::take(&mut stream.response_headers_changed) => {
+            stream.response_headers.clone()
+        }
+        _ => None,
+    };
+    let paused = action == Action::Pause && !std::mem::take(&mut stream.resumed);
+    Outcome {
+        paused,
+        headers,
+        body,
+        local: stream.local_response.take(),
+    }
+}
+
+impl ActiveStream {
+    /// Creates the context and calls `on_request_headers`.
+    pub fn begin(
+        plugin: &Arc<Plugin>,
+        info: &Arc<RequestInfo>,
+        headers: &Pairs,
+        end_of_stream: bool,
+    ) -> Option<(ActiveStream, Outcome)> {
+        let (lease, (ctx, outcome)) = plugin.begin(|inst| {
+            let ctx = inst.next_context_id();
+            inst.state()
+                .streams
+                .insert(ctx, Stream::new(info.clone(), headers.clone()));
+            inst.on_context_create(ctx)?;
+            let action =
+                inst.on_data(Callback::RequestHeaders, ctx, headers.len(), end_of_stream)?;
+            Ok((
+                ctx,
+                outcome(inst, ctx, action, Some(MapType::RequestHeaders)),
+            ))
+        })?;
+        Some((
+            ActiveStream {
+                plugin: plugin.clone(),
+                lease,
+                ctx,
+                ended: false,
+            },
+            outcome,
+        ))
+    }
+
+    /// The plugin.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut PluginInstance, &mut Stream) -> R) -> Option<R> {
+        self.plugin.with(self.lease, |inst| {
+            let mut stream = inst
+                .state()
+                .streams
+                .remove(&self.ctx)
+                .ok_or_else(|| Fault {
+                    kind: FaultKind::Trap,
+                    message: "request view missing".into(),
+                    last_critical: None,
+                })?;
+            let r = f(inst, &mut stream);
+            inst.state().streams.insert(self.ctx, stream);
+            Ok(r)
+        })
+    }
+
+    fn call_data(
+        &self,
+        callback: Callback,
+        kind: Option<BufferType>,
+        data: &[u8],
+        map: Option<MapType>,
+    ) -> Option<Outcome> {
+        let ctx = self.ctx;
+        self.plugin.with(self.lease, |inst| {
+            if let Some(kind) = kind {
+                inst.state().buffer = Some(Buffer {
+                    kind,
+                    bytes: data.to_vec(),
+                    changed: false,
+                });
+            }
+            let size = if kind.is_some() {
+                data.len()
+            } else {
+                inst.state()
+                    .streams
+                    .get(&ctx)
+                    .and_then(|s| s.response_headers.as_ref())
+                    .map_or(0, Vec::len)
+            };
+            let action = inst.on_data(callback, ctx, size, true);
+            let action = match action {
+                Ok(action) => action,
+                Err(fault) => return Err(fault),
+            };
+            Ok(outcome(inst, ctx, action, map))
+        })
+    }
+
+    /// `on_request_body` with the whole body (and trailers, readable as a map).
+    pub fn request_body(&self, data: &[u8], trailers: Option<Pairs>) -> Option<Outcome> {
+        self.with(|_, stream| stream.request_trailers = trailers)?;
+        self.call_data(
+            Callback::RequestBody,
+            Some(BufferType::HttpRequestBody),
+            data,
+            None,
+        )
+    }
+
+    /// `on_response_headers`.
+    pub fn response_headers(
+        &self,
+        code: u16,
+        headers: &Pairs,
+        details: &'static str,
+    ) -> Option<Outcome> {
+        self.with(|_, stream| {
+            stream.response.code = Some(code);
+            stream.response.code_details = Some(details);
+            stream.response_headers = Some(headers.clone());
+        })?;
+        self.call_data(
+            Callback::ResponseHeaders,
+            None,
+            &[],
+            Some(MapType::ResponseHeaders),
+        )
+    }
+
+    /// `on_response_body` with the whole body.
+    pub fn response_body(&self, data: &[u8]) -> Option<Outcome> {
+        self.call_data(
+            Callback::ResponseBody,
+            Some(BufferType::HttpResponseBody),
+            data,
+            None,
+        )
+    }
+
+    /// Waits (polling, without holding the instance) for the guest to resume a paused stream or
+    /// send a local response, at most the plugin's `pause_timeout_ms`; on timeout the request
+    /// continues without waiting (fail-open) and a `pause_timeout` fault is counted.
+    pub async fn wait_resumed(&self) -> Option<LocalResponse> {
+        let timeout = Duration::from_millis(self.plugin.config().pause_timeout_ms);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let state = self.with(|_, s| (std::mem::take(&mut s.resumed), s.local_response.take()));
+            match state {
+                Some((_, Some(local))) => return Some(local),
+                Some((true, None)) | None => return None,
+                Some((false, None)) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.plugin.count_fault(FaultKind::PauseTimeout);
+                tracing::warn!(plugin = %self.plugin.config().name, ?timeout, "plugin paused the request and did not resume it; continuing without it");
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// End of the request: `on_log` → `on_done` → `on_delete`, with the final facts.
+    pub fn finish(mut self, code: Option<u16>, sent: u64, trailers: Option<Pairs>) {
+        self.end(code, sent, trailers);
+    }
+
+    fn end(&mut self, code: Option<u16>, sent: u64, trailers: Option<Pairs>) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let ctx = self.ctx;
+        let done = self.plugin.with(self.lease, |inst| {
+            if let Some(stream) = inst.state().streams.get_mut(&ctx) {
+                stream.response.code = stream.response.code.or(code);
+                stream.response.size = Some(sent);
+                stream.response.duration = Some(stream.info.started.elapsed());
+                stream.response_trailers = trailers;
+            }
+            let done = inst.on_log_and_done(ctx)?;
+            let called_done = inst.state().streams.get(&ctx).is_some_and(|s| s.done);
+            if done || called_done {
+                inst.on_delete(ctx)?;
+                return Ok(true);
+            }
+            Ok(false)
+        });
+        match done {
+            Some(true) => self.plugin.healthy(self.lease),
+            // on_done returned false: the plugin finishes later with proxy_done.
+            Some(false) => self.await_done(),
+            None => {}
+        }
+    }
+
+    fn await_done(&self) {
+        let (plugin, lease, ctx) = (self.plugin.clone(), self.lease, self.ctx);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            plugin.with(lease, |inst| inst.on_delete(ctx));
+            return;
+        };
+        runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let done = plugin.with(lease, |inst| {
+                    Ok(inst.state().streams.get(&ctx).is_none_or(|s| s.done))
+                });
+                if done != Some(false) || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            plugin.with(lease, |inst| inst.on_delete(ctx));
+        });
+    }
+}
+
+/// A request abandoned midway (the client left, the future was dropped) still gets its
+/// end-of-request callbacks, as Envoy does on a stream reset, so the guest forgets the context.
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        self.end(None, 0, None);
+    }
+}

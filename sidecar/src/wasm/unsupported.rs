@@ -1,0 +1,119 @@
+//! Hostcalls an observability sidecar does not provide, linked so every SDK-built module
+//! instantiates, each answering the status the Rust SDK 0.2.5 turns into an `Err` (never a
+//! panic): callouts `InternalFailure`, lookups `NotFound`. Shared queues register (so a plugin
+//! that only creates one in `on_configure` keeps working) but never resolve or deliver.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wasmtime::{Caller, Linker};
+
+use super::abi::Status;
+use super::memory::{self, status};
+use super::state::HostState;
+
+type C<'a> = Caller<'a, HostState>;
+
+static NEXT_QUEUE: AtomicU32 = AtomicU32::new(1);
+
+fn code(s: Status) -> i32 {
+    s.into()
+}
+
+/// Registers the stubs.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_register_shared_queue",
+        |mut c: C<'_>, _n: i32, _l: i32, ret: i32| -> i32 {
+            status(memory::write_u32(
+                &mut c,
+                ret,
+                NEXT_QUEUE.fetch_add(1, Ordering::Relaxed),
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_resolve_shared_queue",
+        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_enqueue_shared_queue",
+        |_: C<'_>, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_dequeue_shared_queue",
+        |_: C<'_>, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_status",
+        |mut c: C<'_>, ret_code: i32, ret_ptr: i32, ret_len: i32| -> i32 {
+            let written = memory::write_u32(&mut c, ret_code, 0)
+                .and_then(|()| memory::write_u32(&mut c, ret_ptr, 0))
+                .and_then(|()| memory::write_u32(&mut c, ret_len, 0));
+            status(written)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_http_call",
+        |_: C<'_>,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32|
+         -> i32 { code(Status::InternalFailure) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_call",
+        |_: C<'_>,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32|
+         -> i32 { code(Status::InternalFailure) },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_stream",
+        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> i32 {
+            code(Status::InternalFailure)
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_send",
+        |_: C<'_>, _: i32, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
+    )?;
+    for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
+        linker.func_wrap("env", name, |_: C<'_>, _: i32| -> i32 {
+            code(Status::NotFound)
+        })?;
+    }
+    linker.func_wrap(
+        "env",
+        "proxy_call_foreign_function",
+        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> i32 {
+            code(Status::NotFound)
+        },
+    )?;
+    Ok(())
+}

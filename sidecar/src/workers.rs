@@ -1,0 +1,111 @@
+//! The proxy's worker threads: each runs its own single-threaded tokio runtime with its own
+//! accept loop on the shared listening socket and its own upstream connection pool, the way
+//! nginx runs `worker_processes`. A request, its client connection and its upstream connection
+//! then stay on one thread: no cross-thread wake-ups on the hot path, which on a small machine
+//! cost more than the proxying itself. What must be global (metrics, the route table, the
+//! concurrency limit, the plugins) is shared through the [`Stack`].
+
+use std::{future::Future, thread};
+
+use anyhow::Context;
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
+use tracing::{info, warn};
+
+use crate::{config::LimitsConfig, proxy, stack::Stack};
+
+/// How many workers `configured` means: `0` is one per CPU.
+pub fn count(configured: usize) -> usize {
+    if configured > 0 {
+        configured
+    } else {
+        thread::available_parallelism().map_or(1, usize::from)
+    }
+}
+
+/// Running workers.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    done: Vec<oneshot::Receiver<()>>,
+}
+
+/// Starts `count` workers accepting on `listener`.
+///
+/// # Errors
+/// When the listener can't be shared or a thread or runtime can't be created.
+pub fn start(
+    count: usize,
+    listener: TcpListener,
+    stack: Stack,
+    limits: LimitsConfig,
+    serve_limits: serve::Limits,
+) -> anyhow::Result<Workers> {
+    let listener = listener.into_std().context("sharing the proxy listener")?;
+    let (stop, stopped) = watch::channel(false);
+    let mut done = Vec::with_capacity(count);
+    for index in 0..count {
+        let listener = listener.try_clone().context("sharing the proxy listener")?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building a worker runtime")?;
+        let (stack, limits, mut stopped) = (stack.clone(), limits.clone(), stopped.clone());
+        let (finished, finished_rx) = oneshot::channel();
+        thread::Builder::new()
+            .name(format!("proxy-{index}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(listener) => listener,
+                        Err(error) => {
+                            return warn!(%error, worker = index, "worker cannot use the listener");
+                        }
+                    };
+                    let service = stack.build(proxy::client(&limits));
+                    // Stop when told to, or when the sender is gone (the sidecar's run was dropped).
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    };
+                    serve::serve(
+                        listener,
+                        service,
+                        serve_limits,
+                        shutdown,
+                        limits.grace_period,
+                    )
+                    .await;
+                });
+                // Dropping the runtime ends what outlived the grace period.
+                drop(runtime);
+                let _ = finished.send(());
+            })
+            .context("spawning a proxy worker thread")?;
+        done.push(finished_rx);
+    }
+    info!(workers = count, "proxy workers started");
+    Ok(Workers { stop, done })
+}
+
+impl Workers {
+    /// Serves until `shutdown` completes, then has every worker stop accepting and drain, and
+    /// waits for them all.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        let _ = self.stop.send(true);
+        for worker in self.done {
+            // A worker that panicked drops its sender; there is nothing left to wait for.
+            let _ = worker.await;
+        }
+        info!("proxy workers drained");
+    }
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("count", &self.done.len())
+            .finish()
+    }
+}

@@ -1,0 +1,15 @@
+//! The sidecar's integration tests: one binary, real servers on 127.0.0.1:0.
+
+#![allow(clippy::unwrap_used)]
+
+mod admin;
+mod cardinality;
+mod failures;
+mod forwarding;
+mod items_api;
+mod openapi;
+mod process;
+mod red;
+mod shutdown;
+mod stub;
+mod support;

@@ -1,0 +1,96 @@
+//! The real binary: configuration from the environment, SIGTERM drains in-flight requests.
+
+use std::time::Duration;
+
+use testkit::process::UnixSignal as Signal;
+
+use crate::stub::Stub;
+
+#[tokio::test]
+async fn sigterm_lets_the_in_flight_request_finish_then_exits_cleanly() {
+    let stub = Stub::start().await;
+    let (port, admin_port) = (testkit::free_port(), testkit::free_port());
+    let mut process = testkit::Process::spawn(
+        env!("CARGO_BIN_EXE_sidecar"),
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
+        ],
+        [
+            ("SIDECAR_UPSTREAM", stub.url()),
+            ("RUST_LOG", "info".into()),
+        ],
+    );
+    process
+        .wait_ready(
+            &format!("http://127.0.0.1:{admin_port}/readyz"),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap();
+
+    let url = format!("http://127.0.0.1:{port}/slow/600");
+    let pending = tokio::spawn(async move { testkit::http::get(&url).await });
+    let metrics = format!("http://127.0.0.1:{admin_port}/metrics");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let scrape =
+            testkit::Scrape::parse(&testkit::http::get(&metrics).await.unwrap().text()).unwrap();
+        if scrape.value("http_requests_inprogress", &[]) == Some(1.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "request never in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    process.signal(Signal::SIGTERM);
+    let response = pending
+        .await
+        .unwrap()
+        .expect("in-flight request failed on SIGTERM");
+    assert_eq!(response.status, 200);
+    // One more scrape lets the admin listener stop without waiting for final_scrape_wait.
+    let _ = testkit::http::get(&metrics).await;
+    let status = process.wait_exit(Duration::from_secs(10)).await.unwrap();
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        process.output_text()
+    );
+    assert!(
+        process.output_text().contains("SIGTERM"),
+        "{}",
+        process.output_text()
+    );
+}
+
+#[tokio::test]
+async fn bad_config_file_fails_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(&config, "[limits]\nconect_timeout = \"1s\"\n").unwrap();
+    let mut process = testkit::Process::spawn(
+        env!("CARGO_BIN_EXE_sidecar"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        [("RUST_LOG", "info")],
+    );
+    let status = process.wait_exit(Duration::from_secs(10)).await.unwrap();
+    assert!(!status.success());
+    let output = process.output_text();
+    assert!(
+        output.contains("conect_timeout") && output.contains("sidecar.toml"),
+        "{output}"
+    );
+}

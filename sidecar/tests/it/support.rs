@@ -1,0 +1,230 @@
+//! Test support: the sidecar in-process on port 0, a client for any body (streaming ones
+//! included), scrape polling. The upstreams the sidecar talks to are in `stub.rs`.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
+use hyper::{Request, body::Frame};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use sidecar::Config;
+use testkit::Scrape;
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+pub type TestBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A body fed through a channel, so a test controls when each chunk is sent.
+pub struct ChannelBody(pub mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> TestBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+pub fn empty() -> TestBody {
+    Empty::new().boxed_unsync()
+}
+
+/// A sidecar running in-process.
+pub struct Sidecar {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+    pub config_path: std::path::PathBuf,
+}
+
+impl Sidecar {
+    /// Starts a sidecar in front of `upstream` with the TOML `file` (written to a temp file, so
+    /// reload can re-read it).
+    pub async fn start(upstream: &str, file: &str) -> Sidecar {
+        Self::try_start(upstream, file).await.unwrap()
+    }
+
+    pub async fn try_start(upstream: &str, file: &str) -> anyhow::Result<Sidecar> {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("sidecar.toml");
+        std::fs::write(&config_path, file).unwrap();
+        let cli = sidecar::Cli {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: upstream.to_owned(),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            config: Some(config_path.clone()),
+        };
+        let config = Config::load(&cli)?;
+        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (proxy, admin) = (
+            proxy_listener.local_addr().unwrap(),
+            admin_listener.local_addr().unwrap(),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut task = tokio::spawn(sidecar::run(
+            config,
+            proxy_listener,
+            admin_listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        // Ready when the admin answers, or failed if run returned.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if task.is_finished() {
+                return Err((&mut task)
+                    .await
+                    .unwrap()
+                    .expect_err("run returned Ok before stop"));
+            }
+            if testkit::http::get(&format!("http://{admin}/healthz"))
+                .await
+                .is_ok_and(|r| r.status == 200)
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sidecar did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(Sidecar {
+            proxy,
+            admin,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+            config_path,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub async fn scrape(&self) -> Scrape {
+        let response = testkit::http::get(&self.admin_url("/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        Scrape::parse(&response.text()).unwrap()
+    }
+
+    /// Scrapes until `done` holds (recording ends with the response body, which can land a
+    /// moment after the client has read it), failing after 5 s with the last scrape.
+    pub async fn scrape_until(&self, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let scrape = self.scrape().await;
+            if done(&scrape) {
+                return scrape;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last scrape:\n{:#?}",
+                    scrape.samples
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether `run` has returned.
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Triggers shutdown (as SIGTERM would).
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits for `run` to return, scraping meanwhile as Prometheus would (the
+    /// admin listener waits for one scrape after the drain).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !self.is_finished() {
+            let _ = testkit::http::get(&self.admin_url("/metrics")).await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sidecar did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.task.take().unwrap().await.unwrap()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A keep-alive client for any body type.
+pub fn client<B>() -> Client<HttpConnector, B>
+where
+    B: hyper::body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends `req` and reads the whole response.
+pub async fn send(req: Request<TestBody>) -> testkit::http::Response {
+    let response = client::<TestBody>().request(req).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    testkit::http::Response {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// The JSON the stub's echo sent back.
+pub fn echoed(response: &testkit::http::Response) -> serde_json::Value {
+    serde_json::from_slice(&response.body)
+        .unwrap_or_else(|e| panic!("not an echo ({e}): {}", response.text()))
+}
+
+/// The sum of a counter over all its series (0 when absent).
+pub fn total(scrape: &Scrape, name: &str) -> f64 {
+    scrape.sum(name, &[])
+}

@@ -1,0 +1,8 @@
+;; Spins forever in on_request_headers: only the epoch deadline stops it.
+(module
+  (memory (export "memory") 1)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "malloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0)))
