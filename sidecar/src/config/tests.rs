@@ -1,5 +1,7 @@
 //! Parsing and validation of the configuration.
 
+use std::{path::Path, time::Duration};
+
 use super::*;
 
 #[test]

@@ -6,8 +6,9 @@
 //! - [`runtime`]: engine, linker, epoch ticker, shared data and metrics, built once; loads plugins.
 //! - [`plugin`]: one compiled plugin and its pool of warm instances; faults and backoff.
 //! - [`instance`]: one instance's store, exports and lifecycle; every guest call.
-//! - [`host`], [`host_http`], [`unsupported`], [`wasi`]: the hostcalls; [`memory`], [`pairs`], [`properties`]
-//!   their data formats; [`state`] what hostcalls can see; [`stream`] one request inside one plugin.
+//! - [`host`]: the hostcalls, one file per family (with [`unsupported`] and [`wasi`]); [`memory`],
+//!   [`pairs`], [`properties`] their data formats; [`state`] what hostcalls can see; [`stream`]
+//!   one request inside one plugin.
 //! - [`metrics`], [`metric_names`]: plugin-defined metrics; [`host_metrics`]: the host's own.
 //! - [`filter`]: the tower layer that calls plugins around each request; [`body`] buffers
 //!   bodies for plugins that asked for them; [`set`]: the live plugin set and its reload.
@@ -18,7 +19,6 @@ pub mod body;
 pub mod config;
 pub mod filter;
 pub mod host;
-pub mod host_http;
 pub mod host_metrics;
 pub mod instance;
 pub mod limits;
@@ -33,10 +33,11 @@ pub mod set;
 pub mod shared_data;
 pub mod state;
 pub mod stream;
-pub mod unsupported;
-pub mod wasi;
 
 pub use config::PluginConfig;
 pub use filter::{PluginLayer, PluginService};
 pub use runtime::WasmRuntime;
 pub use set::PluginSet;
+
+// The stubs and the WASI subset moved in with the other hostcalls; their old paths still work.
+pub use host::{unsupported, wasi};

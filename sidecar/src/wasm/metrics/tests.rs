@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::wasm::abi::Status;
 
 fn store(max_series: usize) -> (Arc<MetricStore>, Counter) {
     let mut config = PluginConfig::new("p", "p.wasm");

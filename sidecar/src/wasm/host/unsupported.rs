@@ -5,19 +5,14 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use wasmtime::{Caller, Linker};
+use wasmtime::Linker;
 
-use super::abi::Status;
-use super::memory::{self, status};
-use super::state::HostState;
-
-type C<'a> = Caller<'a, HostState>;
+use super::{C, code};
+use crate::wasm::abi::Status;
+use crate::wasm::memory::{self, status};
+use crate::wasm::state::HostState;
 
 static NEXT_QUEUE: AtomicU32 = AtomicU32::new(1);
-
-fn code(s: Status) -> i32 {
-    s.into()
-}
 
 /// Registers the stubs.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {

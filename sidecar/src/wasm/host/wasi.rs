@@ -6,20 +6,19 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use wasmtime::{Caller, Linker};
+use wasmtime::Linker;
 
-use super::abi::LogLevel;
-use super::memory::{self, read};
-use super::state::HostState;
-
-type C<'a> = Caller<'a, HostState>;
+use super::C;
+use crate::wasm::abi::LogLevel;
+use crate::wasm::memory::{self, read};
+use crate::wasm::state::HostState;
 
 const SUCCESS: i32 = 0;
 const BADF: i32 = 8;
 const FAULT: i32 = 21;
 const INVAL: i32 = 28;
 
-fn errno(result: Result<(), super::abi::Status>) -> i32 {
+fn errno(result: Result<(), crate::wasm::abi::Status>) -> i32 {
     if result.is_ok() { SUCCESS } else { FAULT }
 }
 
@@ -61,7 +60,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 let written = text.len() as u32;
                 let message =
                     String::from_utf8_lossy(text.strip_suffix(b"\n").unwrap_or(&text)).into_owned();
-                super::host::log(c.data_mut(), level, &message);
+                super::log(c.data_mut(), level, &message);
                 errno(memory::write_u32(&mut c, ret, written))
             },
         )?;

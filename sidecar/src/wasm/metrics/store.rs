@@ -1,23 +1,17 @@
-//! Plugin-defined metrics (`proxy_define_metric` and friends), kept in the host so values
-//! survive instance restarts and are shared by every instance of a plugin, and exposed on the
-//! sidecar's `/metrics` by one prometheus-client `Collector` over all plugins.
-//!
-//! Ids are stable: the same `(type, name)` returns the same id (plugins may define on every
-//! request or every instance). Each plugin has a cap on distinct series; past it, defines still
-//! answer OK (the Rust SDK aborts on anything else) with the id of a per-type overflow series,
-//! and `sidecar_plugin_series_overflow_total{plugin}` goes up.
+//! One plugin's metrics: the series it defined (counters, gauges, histograms with their
+//! buckets), the stable ids the hostcalls hand out, the per-plugin series cap with its overflow
+//! series, and Envoy's semantics for increment, record and get.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 
-use super::abi::{MetricType, Status};
-use super::config::PluginConfig;
-use super::metric_names::{NameParser, ParsedName};
+use super::FamilyTypes;
+use crate::wasm::abi::{MetricType, Status};
+use crate::wasm::config::PluginConfig;
+use crate::wasm::metric_names::{NameParser, ParsedName};
 
 /// Families receiving series defined past a plugin's cap (label `plugin`).
 const OVERFLOW_FAMILIES: [&str; 3] = [
@@ -28,7 +22,7 @@ const OVERFLOW_FAMILIES: [&str; 3] = [
 
 /// One series' value.
 #[derive(Debug)]
-enum Value {
+pub(super) enum Value {
     Counter(AtomicU64),
     Gauge(AtomicI64),
     Histogram {
@@ -40,15 +34,15 @@ enum Value {
 
 /// One exposed series.
 #[derive(Debug)]
-struct Series {
-    kind: MetricType,
-    name: ParsedName,
-    value: Value,
+pub(super) struct Series {
+    pub(super) kind: MetricType,
+    pub(super) name: ParsedName,
+    pub(super) value: Value,
 }
 
 #[derive(Debug, Default)]
-struct Inner {
-    series: Vec<Arc<Series>>,
+pub(super) struct Inner {
+    pub(super) series: Vec<Arc<Series>>,
     by_raw: HashMap<(MetricType, String), u32>,
     by_name: HashMap<(MetricType, ParsedName), u32>,
     overflow: [Option<u32>; 3],
@@ -59,17 +53,17 @@ struct Inner {
 #[derive(Debug)]
 pub struct MetricStore {
     plugin: String,
-    parser: NameParser,
-    default_buckets: Vec<f64>,
-    buckets: BTreeMap<String, Vec<f64>>,
-    max_series: usize,
+    pub(super) parser: NameParser,
+    pub(super) default_buckets: Vec<f64>,
+    pub(super) buckets: BTreeMap<String, Vec<f64>>,
+    pub(super) max_series: usize,
     families: Arc<FamilyTypes>,
     overflowed: Counter,
-    inner: RwLock<Inner>,
+    pub(super) inner: RwLock<Inner>,
 }
 
 impl MetricStore {
-    fn new(
+    pub(super) fn new(
         config: &PluginConfig,
         families: Arc<FamilyTypes>,
         overflowed: Counter,
@@ -202,116 +196,3 @@ impl MetricStore {
         }
     }
 }
-
-/// Which type owns each family name, across plugins: Prometheus allows one type per family.
-#[derive(Debug, Default)]
-struct FamilyTypes(Mutex<HashMap<String, MetricType>>);
-
-impl FamilyTypes {
-    fn claim(&self, family: &str, kind: MetricType) -> bool {
-        let mut types = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *types.entry(family.to_owned()).or_insert(kind) == kind
-    }
-}
-
-/// Every plugin's store, and the collector exposing them.
-#[derive(Clone, Debug, Default)]
-pub struct PluginMetrics {
-    stores: Arc<RwLock<BTreeMap<String, Arc<MetricStore>>>>,
-    families: Arc<FamilyTypes>,
-}
-
-impl PluginMetrics {
-    /// The store for `config`: the existing one when its naming rules are unchanged (a reload
-    /// keeps the values), else a fresh one.
-    pub fn store(
-        &self,
-        config: &PluginConfig,
-        overflowed: Counter,
-    ) -> Result<Arc<MetricStore>, regex::Error> {
-        let mut stores = self.stores.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = stores.get(&config.name) {
-            let fresh = MetricStore::new(config, self.families.clone(), overflowed.clone())?;
-            let same = existing.max_series == fresh.max_series
-                && existing.default_buckets == fresh.default_buckets
-                && existing.buckets == fresh.buckets
-                && format!("{:?}", existing.parser) == format!("{:?}", fresh.parser);
-            if same {
-                return Ok(existing.clone());
-            }
-        }
-        let store = Arc::new(MetricStore::new(config, self.families.clone(), overflowed)?);
-        stores.insert(config.name.clone(), store.clone());
-        Ok(store)
-    }
-
-    /// Forgets plugins no longer configured.
-    pub fn retain(&self, names: &[&str]) {
-        let mut stores = self.stores.write().unwrap_or_else(|e| e.into_inner());
-        stores.retain(|name, _| names.contains(&name.as_str()));
-    }
-}
-
-impl Collector for PluginMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let stores: Vec<_> = self
-            .stores
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        let mut families: BTreeMap<(String, u8), Vec<Arc<Series>>> = BTreeMap::new();
-        for store in &stores {
-            for series in &store.inner.read().unwrap_or_else(|e| e.into_inner()).series {
-                families
-                    .entry((series.name.family.clone(), series.kind as u8))
-                    .or_default()
-                    .push(series.clone());
-            }
-        }
-        for ((family, _), series) in &families {
-            let kind = match series[0].kind {
-                MetricType::Counter => prometheus_client::metrics::MetricType::Counter,
-                MetricType::Gauge => prometheus_client::metrics::MetricType::Gauge,
-                MetricType::Histogram => prometheus_client::metrics::MetricType::Histogram,
-            };
-            let mut metric =
-                encoder.encode_descriptor(family, "Defined by a Proxy-Wasm plugin", None, kind)?;
-            for s in series {
-                let mut labelled = metric.encode_family(&s.name.labels)?;
-                match &s.value {
-                    Value::Counter(v) => labelled
-                        .encode_counter::<NoLabelSet, _, u64>(&v.load(Ordering::Relaxed), None)?,
-                    Value::Gauge(v) => labelled.encode_gauge(&v.load(Ordering::Relaxed))?,
-                    Value::Histogram {
-                        bounds,
-                        counts,
-                        sum,
-                    } => {
-                        let counts: Vec<u64> =
-                            counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-                        let buckets: Vec<(f64, u64)> = bounds
-                            .iter()
-                            .copied()
-                            .chain([f64::INFINITY])
-                            .zip(counts.iter().copied())
-                            .collect();
-                        let count = counts.iter().sum();
-                        labelled.encode_histogram::<NoLabelSet>(
-                            sum.load(Ordering::Relaxed) as f64,
-                            count,
-                            &buckets,
-                            None,
-                        )?
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-#[path = "metrics_tests.rs"]
-mod tests;

@@ -1,0 +1,51 @@
+//! The `[limits]` section: upstream timeouts, the client header-read guard, request-head size,
+//! the concurrency limit, and the shutdown timings, with defaults that work locally. Durations
+//! use [`crate::duration`]'s humane format.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// TCP connect to the upstream (then 504 `connect_timeout`).
+    #[serde(with = "crate::duration")]
+    pub connect_timeout: Duration,
+    /// From sending the request to the upstream's response headers (then 504 `response_timeout`).
+    #[serde(with = "crate::duration")]
+    pub response_header_timeout: Duration,
+    /// How long a client may take to send its request headers (slowloris guard; then 408).
+    #[serde(with = "crate::duration")]
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted from a client, in bytes (then 431).
+    pub max_request_header_bytes: usize,
+    /// Requests in flight at once; past it, 503 `overloaded` at once.
+    pub max_concurrent_requests: usize,
+    /// How long shutdown waits for in-flight requests.
+    #[serde(with = "crate::duration")]
+    pub grace_period: Duration,
+    /// After draining, how long the admin listener waits for one last `/metrics` scrape
+    /// (so the final counts are collected) before it stops; `0` stops at once.
+    #[serde(with = "crate::duration")]
+    pub final_scrape_wait: Duration,
+    /// Idle upstream connections are closed after this long.
+    #[serde(with = "crate::duration")]
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            response_header_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_request_header_bytes: 64 * 1024,
+            max_concurrent_requests: 4096,
+            grace_period: Duration::from_secs(10),
+            final_scrape_wait: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Configuration: four command-line flags (with environment fallbacks) for what differs between
+//! deployments, and a TOML file for routes, limits, metric options and plugins.
+//!
+//! ```toml
+//! openapi = { url_path = "/openapi.json", required = false }
+//!
+//! [[routes]]
+//! template = "/items/{id}"
+//!
+//! [limits]
+//! connect_timeout = "2s"          # durations: "250ms", "5s", "1m", or an integer of milliseconds
+//! response_header_timeout = "30s"
+//!
+//! [metrics]
+//! status = "grouped"              # or "raw"
+//! ```
+//!
+//! Every key is optional; unknown keys are rejected with the key's name and position.
+//!
+//! The parts: `cli` (the flags), `upstream` (the `--upstream` URL), `file` (the TOML file, its
+//! reading and validation) with its `limits` and `metrics` sections, and `error`; all re-exported
+//! here. This file assembles them into [`Config`].
+
+use std::path::PathBuf;
+
+mod cli;
+mod error;
+mod file;
+mod limits;
+mod metrics;
+mod upstream;
+
+pub use cli::Cli;
+pub use error::ConfigError;
+pub use file::{FileConfig, OpenApiConfig, RouteConfig};
+pub use limits::LimitsConfig;
+pub use metrics::{DURATION_BUCKETS, MetricsConfig, StatusMode};
+pub use upstream::Upstream;
+
+/// Everything [`crate::run`] needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where requests go.
+    pub upstream: Upstream,
+    /// The TOML file, re-read on reload. `None`: reload keeps the routes given at start-up.
+    pub config_path: Option<PathBuf>,
+    /// The file's contents (defaults when there is no file).
+    pub file: FileConfig,
+}
+
+impl Config {
+    /// A configuration with every default, for `upstream` (`http://host:port`).
+    ///
+    /// # Errors
+    /// When `upstream` is not an `http://host:port` URL.
+    pub fn new(upstream: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            upstream: Upstream::parse(upstream)?,
+            config_path: None,
+            file: FileConfig::default(),
+        })
+    }
+
+    /// Builds the configuration from the flags, reading the TOML file when one is named.
+    ///
+    /// # Errors
+    /// A bad upstream URL, an unreadable file, or invalid TOML (naming the key).
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let upstream = Upstream::parse(&cli.upstream)?;
+        let file = match &cli.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Self {
+            upstream,
+            config_path: cli.config.clone(),
+            file,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
