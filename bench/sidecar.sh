@@ -6,6 +6,13 @@
 # body length), so the proxies' own cost is what shows. Load: wrk, fixed concurrency,
 # keep-alive, `--latency`; a small GET and a POST with a 1 KiB body. Prints req/s, p50, p99 for
 # each target, the ratios sidecar/direct and sidecar/nginx, and the sidecar's peak RSS.
+# It also prints the CPU time (user + system, from /proc) the server under test spent per
+# request: on a machine where wrk, the upstream and the proxy share the cores, req/s depends on
+# what the others got; CPU per request is the proxy's own cost and moves much less with noise.
+#
+# Fairness: the sidecar and nginx get the same number of workers (BENCH_WORKERS, default one
+# per CPU: the sidecar's `workers`, nginx's `worker_processes`), both keep upstream connections
+# alive, and neither writes an access log.
 #
 # The targets are measured in interleaved rounds (direct, sidecar, nginx, then again) and each
 # figure is the median over the rounds, so a burst of load from elsewhere on the machine hits
@@ -13,7 +20,7 @@
 #
 # Usage: bench/sidecar.sh          (from anywhere; needs wrk and nginx)
 # Knobs: BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_DURATION (8, seconds per run),
-#        BENCH_ROUNDS (3),
+#        BENCH_ROUNDS (3), BENCH_WORKERS (nproc),
 #        BENCH_PORT_BASE (18100: upstream, +1 sidecar, +2 sidecar admin, +3 nginx),
 #        NGINX (/usr/sbin/nginx).
 set -euo pipefail
@@ -25,6 +32,7 @@ duration="${BENCH_DURATION:-8}"
 rounds="${BENCH_ROUNDS:-3}"
 base="${BENCH_PORT_BASE:-18100}"
 nginx="${NGINX:-/usr/sbin/nginx}"
+workers="${BENCH_WORKERS:-$(nproc)}"
 upstream_port=$base sidecar_port=$((base + 1)) admin_port=$((base + 2)) nginx_port=$((base + 3))
 
 die() { echo "bench/sidecar.sh: $*" >&2; exit 1; }
@@ -54,11 +62,13 @@ wait_for() { # url name
 
 echo "== starting the upstream on 127.0.0.1:$upstream_port" >&2
 "$target/examples/bench_upstream" "127.0.0.1:$upstream_port" 2>"$work/upstream.log" &
-pids+=($!)
+upstream_pid=$!
+pids+=("$upstream_pid")
 wait_for "http://127.0.0.1:$upstream_port/hello" upstream
 
 echo "== starting the sidecar on 127.0.0.1:$sidecar_port (admin $admin_port)" >&2
 cat >"$work/sidecar.toml" <<TOML
+workers = $workers
 [[routes]]
 template = "/hello"
 [[routes]]
@@ -77,7 +87,7 @@ echo "== starting nginx on 127.0.0.1:$nginx_port" >&2
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGINX
 daemon off;
-worker_processes 2;
+worker_processes $workers;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -106,30 +116,40 @@ http {
 }
 NGINX
 "$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx.log" &
-pids+=($!)
+nginx_pid=$!
+pids+=("$nginx_pid")
 wait_for "http://127.0.0.1:$nginx_port/hello" nginx
+nginx_pids="$nginx_pid $(ps -o pid= --ppid "$nginx_pid" | tr '\n' ' ')"
+
+# CPU ticks (user + system, all threads) of the processes in "$@".
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
 
 # wrk --latency prints "50%  1.23ms"; convert to milliseconds.
 wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else f = 1000; sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'; }
 
-run() { # round scenario target port [lua]
-    local round=$1 scenario=$2 target=$3 port=$4 script=()
-    [[ $# -ge 5 ]] && script=(-s "$root/bench/$5")
+run() { # round scenario target port pids [lua]
+    local round=$1 scenario=$2 target=$3 port=$4 procs=($5) script=()
+    [[ $# -ge 6 ]] && script=(-s "$root/bench/$6")
     local url="http://127.0.0.1:$port/hello"
     [[ $scenario == post ]] && url="http://127.0.0.1:$port"
     local out="$work/$round-$scenario-$target.wrk"
     echo "== round $round: wrk $scenario via $target: $connections connections, $threads threads, ${duration}s" >&2
     [[ $round == 1 ]] && wrk -t"$threads" -c"$connections" -d2s "${script[@]}" "$url" >/dev/null # warm-up
+    local before after
+    before=$(ticks "${procs[@]}")
     wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "${script[@]}" "$url" >"$out"
+    after=$(ticks "${procs[@]}")
     cat "$out" >&2
     if grep -q -e "Non-2xx" -e "Socket errors" "$out"; then
         die "$scenario via $target: errors under load (see above)"
     fi
-    local rps p50 p99
+    local rps p50 p99 requests cpu
     rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     p50=$(wrk_ms 50% <"$out")
     p99=$(wrk_ms 99% <"$out")
-    echo "$scenario $target $rps $p50 $p99" >>"$work/runs"
+    requests=$(awk '/requests in/ { print $1 }' "$out")
+    cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+    echo "$scenario $target $rps $p50 $p99 $cpu" >>"$work/runs"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -138,16 +158,20 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/runs"
 for round in $(seq "$rounds"); do
     for target in direct sidecar nginx; do
-        case $target in direct) port=$upstream_port ;; sidecar) port=$sidecar_port ;; nginx) port=$nginx_port ;; esac
-        run "$round" get "$target" "$port"
-        run "$round" post "$target" "$port" sidecar-post.lua
+        case $target in
+            direct) port=$upstream_port procs=$upstream_pid ;;
+            sidecar) port=$sidecar_port procs=$sidecar_pid ;;
+            nginx) port=$nginx_port procs=$nginx_pids ;;
+        esac
+        run "$round" get "$target" "$port" "$procs"
+        run "$round" post "$target" "$port" "$procs" sidecar-post.lua
     done
 done
 : >"$work/results"
 for scenario in get post; do
     for target in direct sidecar nginx; do
         pick() { awk -v s="$scenario" -v t="$target" -v c="$1" '$1 == s && $2 == t { print $c }' "$work/runs" | median; }
-        echo "$scenario $target $(pick 3) $(pick 4) $(pick 5)" >>"$work/results"
+        echo "$scenario $target $(pick 3) $(pick 4) $(pick 5) $(pick 6)" >>"$work/results"
     done
 done
 
@@ -157,18 +181,20 @@ peak_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sidecar_pid/status")
 
 echo
 echo "sidecar vs direct vs nginx: $connections connections, $threads wrk threads, ${duration}s per run,"
-echo "median of $rounds interleaved rounds; $(nproc) cores, $(uname -m); load average before: $load_before"
-printf "%-30s %10s %9s %9s\n" "scenario" "req/s" "p50 ms" "p99 ms"
-while read -r scenario target rps p50 p99; do
+echo "median of $rounds interleaved rounds; $workers workers each; $(nproc) cores, $(uname -m); load average before: $load_before"
+echo "cpu us/req: user + system CPU of the server under test (the upstream for direct) per request"
+printf "%-30s %10s %9s %9s %11s\n" "scenario" "req/s" "p50 ms" "p99 ms" "cpu us/req"
+while read -r scenario target rps p50 p99 cpu; do
     case "$scenario" in get) what="GET /hello" ;; post) what="POST /echo (1 KiB)" ;; esac
-    printf "%-30s %10s %9s %9s\n" "$what via $target" "$rps" "$p50" "$p99"
+    printf "%-30s %10s %9s %9s %11s\n" "$what via $target" "$rps" "$p50" "$p99" "$cpu"
 done <"$work/results"
 echo
-awk '{ rps[$1 " " $2] = $3; p99[$1 " " $2] = $5 } END {
+awk '{ rps[$1 " " $2] = $3; p99[$1 " " $2] = $5; cpu[$1 " " $2] = $6 } END {
     for (s = 1; s <= 2; s++) {
         sc = (s == 1) ? "get" : "post"
-        printf "%-4s ratio sidecar/direct req/s %.2f, sidecar/nginx req/s %.2f, p99 sidecar/nginx %.2f\n", toupper(sc),
-            rps[sc " sidecar"] / rps[sc " direct"], rps[sc " sidecar"] / rps[sc " nginx"], p99[sc " sidecar"] / p99[sc " nginx"]
+        printf "%-4s ratio sidecar/direct req/s %.2f, sidecar/nginx req/s %.2f, p99 sidecar/nginx %.2f, cpu/req sidecar/nginx %.2f\n", toupper(sc),
+            rps[sc " sidecar"] / rps[sc " direct"], rps[sc " sidecar"] / rps[sc " nginx"], p99[sc " sidecar"] / p99[sc " nginx"],
+            cpu[sc " sidecar"] / cpu[sc " nginx"]
     }
 }' "$work/results"
 echo "sidecar peak RSS (VmHWM): $((peak_kib / 1024)) MiB ($peak_kib KiB); requests counted in http_requests_total: $counted"

@@ -4,13 +4,13 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, FutureExt};
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -56,11 +56,10 @@ pub struct Limit<S> {
 impl<S> Service<Request<Body>> for Limit<S>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -68,28 +67,66 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return std::future::ready(Ok(ProxyError::Overloaded.into_response())).boxed();
+            return ResponseFuture {
+                state: State::Overloaded,
+            };
         };
-        self.inner
-            .call(request)
-            .map(|result| {
-                result.map(|response| {
-                    response.map(|inner| {
-                        Body::new(Permitted {
-                            inner,
-                            _permit: permit,
-                        })
+        ResponseFuture {
+            state: State::Admitted {
+                inner: self.inner.call(request),
+                permit: Some(permit),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Limit`]: the inner one, whose body then holds the permit, or 503.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Overloaded,
+        Admitted {
+            #[pin]
+            inner: F,
+            permit: Option<OwnedSemaphorePermit>,
+        },
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Overloaded => Poll::Ready(Ok(ProxyError::Overloaded.into_response())),
+            StateProj::Admitted { inner, permit } => {
+                let Ok(response) = ready!(inner.poll(cx));
+                let permit = permit.take();
+                Poll::Ready(Ok(response.map(|inner| {
+                    Body::new(Permitted {
+                        inner,
+                        _permit: permit,
                     })
-                })
-            })
-            .boxed()
+                })))
+            }
+        }
     }
 }
 
 /// A response body that holds its request's permit until it is done with.
 struct Permitted {
     inner: Body,
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl http_body::Body for Permitted {

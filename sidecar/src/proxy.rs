@@ -12,16 +12,23 @@
 //!   authority, set by the client library.
 //!
 //! Bodies stream both ways; nothing is buffered whole. Upgrades (WebSocket) are not supported.
+//!
+//! Each worker forwards over its own [`pool::Pool`] of upstream connections; the pooled
+//! hyper-util client ([`client`]) serves the loaders that run outside the workers (OpenAPI).
 
-use std::{convert::Infallible, error::Error as _, sync::Arc, task::Poll, time::Duration};
+mod pool;
+
+pub use pool::Pool;
+
+use std::{convert::Infallible, sync::Arc, task::Poll, time::Duration};
 
 use futures_util::future::BoxFuture;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, Version,
+    header::HOST,
     header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE},
     uri::PathAndQuery,
 };
-use http_body_util::BodyExt;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioTimer},
@@ -33,8 +40,9 @@ use crate::{
     config::{LimitsConfig, Upstream},
     error::ProxyError,
 };
+use pool::SendError;
 
-/// The pooled client the proxy (and the OpenAPI loader) use.
+/// The pooled client the OpenAPI loader and the reloader use.
 pub type UpstreamClient = Client<HttpConnector, Body>;
 
 /// Builds the upstream client: keep-alive pool, connect timeout, `TCP_NODELAY`.
@@ -57,17 +65,22 @@ pub struct Proxy(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    client: UpstreamClient,
+    pool: Pool,
     upstream: Upstream,
+    /// `Host` for requests that came without one (HTTP/1.0).
+    host: HeaderValue,
     response_header_timeout: Duration,
 }
 
 impl Proxy {
-    /// Forwards to `upstream` over `client`.
-    pub fn new(client: UpstreamClient, upstream: Upstream, limits: &LimitsConfig) -> Self {
+    /// Forwards to `upstream` over `pool`.
+    pub fn new(pool: Pool, upstream: Upstream, limits: &LimitsConfig) -> Self {
+        let host = HeaderValue::from_str(upstream.authority.as_str())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         Self(Arc::new(Inner {
-            client,
+            pool,
             upstream,
+            host,
             response_header_timeout: limits.response_header_timeout,
         }))
     }
@@ -96,9 +109,9 @@ impl tower::Service<Request<Body>> for Proxy {
 impl Inner {
     async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, ProxyError> {
         let request = self.rewrite(request);
-        let response = match tokio::time::timeout(
+        let mut response = match tokio::time::timeout(
             self.response_header_timeout,
-            self.client.request(request),
+            self.pool.send(request),
         )
         .await
         {
@@ -106,34 +119,31 @@ impl Inner {
                 warn!(upstream = %self.upstream, timeout = ?self.response_header_timeout, "upstream response headers timed out");
                 return Err(ProxyError::ResponseTimeout);
             }
-            Ok(Err(error)) => return Err(self.classify(&error)),
+            Ok(Err(error)) => return Err(self.classify(error)),
             Ok(Ok(response)) => response,
         };
-        let (mut parts, body) = response.into_parts();
-        strip_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(
-            parts,
-            body.map_err(Into::into).boxed_unsync(),
-        ))
+        strip_hop_by_hop(response.headers_mut());
+        Ok(response)
     }
 
     fn rewrite(&self, request: Request<Body>) -> Request<Body> {
         let (mut parts, body) = request.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let mut uri = Uri::builder()
-            .scheme(self.upstream.scheme.clone())
-            .authority(self.upstream.authority.clone())
-            .path_and_query(path_and_query);
-        if let Ok(built) = std::mem::take(&mut uri).build() {
-            parts.uri = built;
+        // The upstream connection is already open: the request line takes the origin form
+        // (path and query only), as any HTTP/1 client sends to a server.
+        if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            let path_and_query = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            parts.uri = Uri::from(path_and_query);
         }
         // Upstream connections are always HTTP/1.1 keep-alive, whatever the client spoke.
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
+        if !parts.headers.contains_key(HOST) {
+            parts.headers.insert(HOST, self.host.clone());
+        }
         if let Some(peer) = parts.extensions.get::<serve::Peer>() {
             append_forwarded_for(&mut parts.headers, peer.remote.ip());
         }
@@ -143,25 +153,36 @@ impl Inner {
         Request::from_parts(parts, body)
     }
 
-    /// Maps a client error to the closed set, and logs it once here, where it is handled.
-    fn classify(&self, error: &hyper_util::client::legacy::Error) -> ProxyError {
-        let kind = if caused_by_client(error) {
-            ProxyError::ClientBody
-        } else if error.is_connect() {
-            match find_io(error).map(std::io::Error::kind) {
-                Some(std::io::ErrorKind::TimedOut) => ProxyError::ConnectTimeout,
-                _ => ProxyError::ConnectRefused,
+    /// Maps a send error to the closed set, and logs it once here, where it is handled.
+    fn classify(&self, error: SendError) -> ProxyError {
+        let (kind, error, cause): (_, &dyn std::fmt::Display, _) = match &error {
+            SendError::Connect(io) => {
+                let kind = if io.kind() == std::io::ErrorKind::TimedOut {
+                    ProxyError::ConnectTimeout
+                } else {
+                    ProxyError::ConnectRefused
+                };
+                (kind, io, String::new())
             }
-        } else if let Some(hyper_error) = find::<hyper::Error>(error) {
-            if hyper_error.is_parse() || hyper_error.is_parse_status() {
-                ProxyError::ProtocolError
-            } else {
-                ProxyError::UpstreamReset
+            SendError::ConnectTimeout => (
+                ProxyError::ConnectTimeout,
+                &"connect timed out",
+                String::new(),
+            ),
+            SendError::Http(http) => {
+                let kind = if caused_by_client(http) {
+                    ProxyError::ClientBody
+                } else if http.is_parse() || http.is_parse_status() {
+                    ProxyError::ProtocolError
+                } else {
+                    ProxyError::UpstreamReset
+                };
+                let cause = std::error::Error::source(http)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                (kind, http, cause)
             }
-        } else {
-            ProxyError::UpstreamReset
         };
-        let cause = error.source().map(ToString::to_string).unwrap_or_default();
         if kind == ProxyError::ClientBody {
             debug!(%error, cause, "client request body failed while forwarding");
         } else {
@@ -176,8 +197,24 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// The fixed hop-by-hop headers (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
 /// Removes hop-by-hop headers: those named by `Connection`, then the fixed list.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (cheap comparisons of standard
+    // headers) instead of seven hashed removals.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if headers.contains_key(CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(CONNECTION)
@@ -190,44 +227,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
-    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {ip}"),
-        _ => ip.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    use std::io::Write as _;
+    // Written straight into the buffer the header value then owns: one allocation.
+    let mut value = Vec::with_capacity(48);
+    if let Some(previous) = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
+        && !previous.trim().is_empty()
+    {
+        value.extend_from_slice(previous.as_bytes());
+        value.extend_from_slice(b", ");
+    }
+    let _ = write!(value, "{ip}");
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(X_FORWARDED_FOR, value);
     }
-}
-
-fn find<'a, E: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a E> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
-}
-
-fn find_io<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
-    find::<std::io::Error>(error)
 }
 
 #[cfg(test)]

@@ -18,14 +18,14 @@ use crate::{
     config::{Config, LimitsConfig, Upstream},
     limit::LimitLayer,
     metrics::Metrics,
-    proxy::{Proxy, UpstreamClient},
+    proxy::{Pool, Proxy},
     red::{RedBody, RedLayer},
     routes::Routes,
     wasm::{PluginLayer, PluginSet},
 };
 
 /// What every proxy worker's stack shares: the metrics, the route table, the concurrency limit
-/// and the plugins. Each worker adds its own upstream client (see [`crate::run`]).
+/// and the plugins. Each worker adds its own upstream connection pool (see [`crate::workers`]).
 #[derive(Clone, Debug)]
 pub struct Stack {
     red: RedLayer,
@@ -53,10 +53,10 @@ impl Stack {
         }
     }
 
-    /// The service stack over `client`.
+    /// The service stack over a new upstream connection pool. Call it inside the worker's
+    /// runtime, which the pool's connections then belong to.
     pub fn build(
         &self,
-        client: UpstreamClient,
     ) -> impl Service<
         Request<Incoming>,
         Response = Response<RedBody>,
@@ -70,6 +70,14 @@ impl Stack {
             // PLUGIN LAYER: between Red and the limit, so plugins see the sidecar's own 502/503/504.
             .layer(PluginLayer::new(self.plugins.clone()))
             .layer(self.limit.clone())
-            .service(Proxy::new(client, self.upstream.clone(), &self.limits))
+            .service(Proxy::new(
+                Pool::new(
+                    &self.upstream,
+                    self.limits.connect_timeout,
+                    self.limits.pool_idle_timeout,
+                ),
+                self.upstream.clone(),
+                &self.limits,
+            ))
     }
 }

@@ -14,7 +14,7 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use crate::{config::LimitsConfig, proxy, stack::Stack};
+use crate::{config::LimitsConfig, stack::Stack};
 
 /// How many workers `configured` means: `0` is one per CPU.
 pub fn count(configured: usize) -> usize {
@@ -63,7 +63,7 @@ pub fn start(
                             return warn!(%error, worker = index, "worker cannot use the listener");
                         }
                     };
-                    let service = stack.build(proxy::client(&limits));
+                    let service = stack.build();
                     // Stop when told to, or when the sender is gone (the sidecar's run was dropped).
                     let shutdown = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;

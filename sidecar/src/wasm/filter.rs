@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
@@ -73,16 +74,17 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    /// Without plugins, the inner future as is (no allocation on that hot path).
+    type Future = Either<S::Future, BoxFuture>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> BoxFuture {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         let plugins = self.set.snapshot();
         if plugins.is_empty() {
-            return Box::pin(self.inner.call(request));
+            return Either::Left(self.inner.call(request));
         }
         // The clone takes over readiness for the next call; `inner` was made ready.
         let clone = self.inner.clone();
@@ -91,7 +93,7 @@ where
         // Boxed here, where `S` is known, so `filter` needs no generic future (whose `Send`
         // the compiler cannot prove across the awaits in an async fn).
         let forward: Forward = Box::new(move |request| Box::pin(inner.call(request)));
-        Box::pin(filter(plugins, forward, request, upstream))
+        Either::Right(Box::pin(filter(plugins, forward, request, upstream)))
     }
 }
 
