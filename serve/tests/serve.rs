@@ -25,8 +25,10 @@ async fn slow(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
 }
 
 async fn start(grace: Duration) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding loopback");
+    let base = format!("http://{}", listener.local_addr().expect("bound address"));
     let (tx, rx) = oneshot::channel::<()>();
     let limits = serve::Limits {
         header_read_timeout: Duration::from_millis(300),

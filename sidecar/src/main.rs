@@ -5,6 +5,11 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+// The proxy allocates a little per request on every worker thread; mimalloc's thread-local
+// heaps cost measurably less CPU per request than glibc's malloc (docs/benchmarks/sidecar.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -82,10 +82,10 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let plugins = self.set.snapshot();
-        if plugins.is_empty() {
+        if self.set.is_empty() {
             return Either::Left(self.inner.call(request));
         }
+        let plugins = self.set.snapshot();
         // The clone takes over readiness for the next call; `inner` was made ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

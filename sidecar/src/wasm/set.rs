@@ -55,6 +55,12 @@ impl PluginSet {
         self.current.load_full()
     }
 
+    /// Whether no plugin is loaded right now. Cheaper than [`PluginSet::snapshot`]: it takes
+    /// no reference count, which every worker would otherwise bump on the same cache line.
+    pub fn is_empty(&self) -> bool {
+        self.current.load().is_empty()
+    }
+
     /// The `upstream.address` property.
     pub fn upstream(&self) -> Option<&Arc<str>> {
         self.upstream.as_ref()
