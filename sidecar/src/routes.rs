@@ -106,7 +106,7 @@ impl RouteTable {
                     });
                 }
                 Err(error) if source == RouteSource::Openapi => {
-                    tracing::warn!(template, %error, "skipping an OpenAPI path the route table cannot take");
+                    tracing::warn!(template, %error, "an OpenAPI path the route table cannot take is left out");
                 }
                 Err(error) => {
                     return Err(RouteError {
