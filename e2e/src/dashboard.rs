@@ -130,4 +130,25 @@ impl Dashboard {
             })
             .collect()
     }
+
+    /// Every PromQL expression the dashboard evaluates, with where it stands: panel queries
+    /// (by panel title), annotation queries, and the selectors of query variables.
+    pub fn all_exprs(&self) -> Vec<(String, String)> {
+        let mut exprs: Vec<(String, String)> = self
+            .queries()
+            .into_iter()
+            .map(|q| (q.panel, q.expr))
+            .collect();
+        exprs.extend(
+            self.annotation_exprs()
+                .into_iter()
+                .map(|a| ("annotation".to_owned(), a)),
+        );
+        exprs.extend(
+            self.label_values_queries()
+                .into_iter()
+                .map(|(s, l)| (format!("variable {l}"), s)),
+        );
+        exprs
+    }
 }

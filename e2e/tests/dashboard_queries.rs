@@ -82,19 +82,7 @@ fn every_metric_a_dashboard_reads_is_documented_or_recorded() {
     let m = Macros::default();
     let mut used = BTreeSet::new();
     for d in dashboards() {
-        let mut exprs: Vec<(String, String)> =
-            d.queries().into_iter().map(|q| (q.panel, q.expr)).collect();
-        exprs.extend(
-            d.annotation_exprs()
-                .into_iter()
-                .map(|a| ("annotation".to_owned(), a)),
-        );
-        exprs.extend(
-            d.label_values_queries()
-                .into_iter()
-                .map(|(s, l)| (format!("variable {l}"), s)),
-        );
-        for (what, expr) in exprs {
+        for (what, expr) in d.all_exprs() {
             for name in promql::metric_names(&promql::substitute(&expr, &m).unwrap()).unwrap() {
                 assert!(
                     known.contains(&name),

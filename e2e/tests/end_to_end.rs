@@ -125,19 +125,7 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
     exported.extend(rules::recorded_names()?);
     exported.extend(contract::EVENT_ONLY.iter().map(|(n, _)| (*n).to_owned()));
     for d in Dashboard::load_all()? {
-        let mut exprs: Vec<(String, String)> =
-            d.queries().into_iter().map(|q| (q.panel, q.expr)).collect();
-        exprs.extend(
-            d.annotation_exprs()
-                .into_iter()
-                .map(|a| ("annotation".to_owned(), a)),
-        );
-        exprs.extend(
-            d.label_values_queries()
-                .into_iter()
-                .map(|(s, l)| (format!("variable {l}"), s)),
-        );
-        for (what, expr) in exprs {
+        for (what, expr) in d.all_exprs() {
             for name in promql::metric_names(&promql::substitute(&expr, &macros())?)? {
                 assert!(
                     exported.contains(&name),
