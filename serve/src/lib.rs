@@ -3,8 +3,14 @@
 //!
 //! - [`serve`] accepts connections until `shutdown` completes, then stops accepting, asks every
 //!   open connection to finish its in-flight request, and waits for them at most `grace`.
+//! - [`accept`]: where connections come from: a listening socket, or a [`Spreader`] that deals
+//!   one socket's connections out to several single-threaded runtimes.
 //! - [`signal`] completes on SIGINT or SIGTERM.
 //! - [`Limits`] bounds what a slow or hostile client can hold: header read time and size.
+
+pub mod accept;
+
+pub use accept::{Accept, Handoff, Spreader};
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::pin, time::Duration};
 
@@ -15,7 +21,6 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use tokio::net::TcpListener;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 /// Per-connection limits against slow or oversized clients.
@@ -49,12 +54,13 @@ pub struct Peer {
     pub connection_id: u64,
 }
 
-/// Serves `service` on `listener` until `shutdown` completes, then drains for at most `grace`.
+/// Serves `service` on the connections `listener` yields until `shutdown` completes (or the
+/// listener has no more), then drains for at most `grace`.
 ///
 /// Each connection gets a clone of `service`. Connection-level errors (a peer that resets, a
 /// malformed request hyper has already answered) are ordinary and logged at `debug`.
 pub async fn serve<S, B>(
-    listener: TcpListener,
+    mut listener: impl Accept,
     service: S,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -70,13 +76,14 @@ pub async fn serve<S, B>(
 {
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
-    let local = listener.local_addr().ok();
+    let local = listener.local_addr();
     let mut next_connection_id = 0u64;
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => { accept_backoff(error).await; continue; }
+                Some(Ok(conn)) => conn,
+                Some(Err(error)) => { accept::backoff(error).await; continue; }
+                None => break,
             },
             () = &mut shutdown => break,
         };
@@ -96,6 +103,9 @@ pub async fn serve<S, B>(
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes.max(8192))
+            // Responses here are mostly small: one copy into the head's buffer and a plain
+            // write are cheaper than a vectored write of several pieces.
+            .writev(false)
             .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let conn = graceful.watch(conn);
         tokio::spawn(
@@ -114,21 +124,6 @@ pub async fn serve<S, B>(
         .is_err()
     {
         warn!(?grace, "connections still open after the grace period");
-    }
-}
-
-/// Errors from `accept` that concern one connection are skipped; resource exhaustion (EMFILE)
-/// is waited out, because spinning on it would starve the connections we already have.
-async fn accept_backoff(error: std::io::Error) {
-    use std::io::ErrorKind::*;
-    if matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
-    ) {
-        debug!(%error, "accept failed for one connection");
-    } else {
-        warn!(%error, "accept failed; backing off");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -98,3 +98,46 @@ async fn client_that_never_finishes_its_headers_is_cut_off() {
         "got {text:?}"
     );
 }
+
+#[tokio::test]
+async fn spreader_deals_connections_in_turn_and_closes_the_socket_when_stopped() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding loopback");
+    let base = format!("http://{}", listener.local_addr().expect("bound address"));
+    let (spreader, handoffs) = serve::Spreader::new(listener, 2);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let acceptor = tokio::spawn(spreader.run(async move {
+        let _ = stopped.await;
+    }));
+    for (index, handoff) in handoffs.into_iter().enumerate() {
+        let service = tower::service_fn(move |_: Request<Incoming>| async move {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(index.to_string()))))
+        });
+        tokio::spawn(serve::serve(
+            handoff,
+            service,
+            serve::Limits::default(),
+            std::future::pending(),
+            Duration::from_secs(1),
+        ));
+    }
+    let mut served_by = Vec::new();
+    for _ in 0..4 {
+        let response = testkit::http::get(&format!("{base}/"))
+            .await
+            .expect("answered");
+        served_by.push(response.text());
+    }
+    assert_eq!(
+        served_by,
+        ["0", "1", "0", "1"],
+        "one connection each, in turn"
+    );
+    stop.send(()).expect("acceptor running");
+    acceptor.await.expect("acceptor stopped");
+    assert!(
+        testkit::http::get(&format!("{base}/")).await.is_err(),
+        "the listening socket closes with the acceptor"
+    );
+}

@@ -13,7 +13,7 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tower::{Layer, Service};
 
 use crate::{
@@ -41,7 +41,7 @@ impl<S> Layer<S> for LimitLayer {
     fn layer(&self, inner: S) -> Limit<S> {
         Limit {
             inner,
-            permits: self.permits.clone(),
+            permits: Arc::new(WorkerPermits(self.permits.clone())),
         }
     }
 }
@@ -50,7 +50,23 @@ impl<S> Layer<S> for LimitLayer {
 #[derive(Clone, Debug)]
 pub struct Limit<S> {
     inner: S,
-    permits: Arc<Semaphore>,
+    /// The shared semaphore behind one allocation per worker: the stack and each permit
+    /// clone this, so the per-request counts stay on the worker's core (the semaphore's own
+    /// state is the one thing the workers must share).
+    permits: Arc<WorkerPermits>,
+}
+
+/// A worker's handle on the shared semaphore.
+#[derive(Debug)]
+struct WorkerPermits(Arc<Semaphore>);
+
+/// One request's permit, given back when dropped.
+struct Permit(Arc<WorkerPermits>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.0.add_permits(1);
+    }
 }
 
 impl<S> Service<Request<Body>> for Limit<S>
@@ -66,11 +82,13 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+        let Ok(permit) = self.permits.0.try_acquire() else {
             return ResponseFuture {
                 state: State::Overloaded,
             };
         };
+        permit.forget();
+        let permit = Permit(self.permits.clone());
         ResponseFuture {
             state: State::Admitted {
                 inner: self.inner.call(request),
@@ -95,7 +113,7 @@ pin_project_lite::pin_project! {
         Admitted {
             #[pin]
             inner: F,
-            permit: Option<OwnedSemaphorePermit>,
+            permit: Option<Permit>,
         },
     }
 }
@@ -126,7 +144,7 @@ where
 /// A response body that holds its request's permit until it is done with.
 struct Permitted {
     inner: Body,
-    _permit: Option<OwnedSemaphorePermit>,
+    _permit: Option<Permit>,
 }
 
 impl http_body::Body for Permitted {

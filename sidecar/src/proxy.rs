@@ -13,10 +13,16 @@
 //!
 //! Bodies stream both ways; nothing is buffered whole. Upgrades (WebSocket) are not supported.
 //!
-//! Each worker forwards over its own [`pool::Pool`] of upstream connections; the pooled
-//! hyper-util client ([`client`]) serves the loaders that run outside the workers (OpenAPI).
+//! Each worker forwards over its own [`pool::Pool`] of upstream connections, speaking HTTP/1.1
+//! itself ([`conn`], [`head`], [`framing`]: see `conn` for why not hyper's client there); the
+//! pooled hyper-util client ([`client`]) serves the loaders that run outside the workers
+//! (OpenAPI, `/readyz`).
 
+mod conn;
+mod framing;
+mod head;
 mod pool;
+mod response_body;
 
 pub use pool::Pool;
 
@@ -40,6 +46,7 @@ use crate::{
     config::{LimitsConfig, Upstream},
     error::ProxyError,
 };
+use conn::ExchangeError;
 use pool::SendError;
 
 /// The pooled client the OpenAPI loader and the reloader use.
@@ -169,18 +176,20 @@ impl Inner {
                 &"connect timed out",
                 String::new(),
             ),
-            SendError::Http(http) => {
-                let kind = if caused_by_client(http) {
-                    ProxyError::ClientBody
-                } else if http.is_parse() || http.is_parse_status() {
-                    ProxyError::ProtocolError
-                } else {
-                    ProxyError::UpstreamReset
+            SendError::Exchange(exchange) => {
+                let kind = match exchange {
+                    ExchangeError::RequestBody(body) if caused_by_client(body.as_ref()) => {
+                        ProxyError::ClientBody
+                    }
+                    ExchangeError::Head(_) => ProxyError::ProtocolError,
+                    ExchangeError::Closed(_)
+                    | ExchangeError::Io(_)
+                    | ExchangeError::RequestBody(_) => ProxyError::UpstreamReset,
                 };
-                let cause = std::error::Error::source(http)
+                let cause = std::error::Error::source(exchange)
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                (kind, http, cause)
+                (kind, exchange, cause)
             }
         };
         if kind == ProxyError::ClientBody {

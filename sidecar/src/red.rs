@@ -10,6 +10,7 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
 };
 
@@ -17,15 +18,14 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use crate::{
     body::{Body, BoxError, ClientBodyError},
     error::ProxyError,
-    metrics::{Metrics, Outcome, method_label},
-    routes::Routes,
+    metrics::{Metrics, Outcome, Started, WorkerMetrics, method_label},
+    routes::{MatchedRoute, Routes},
 };
 
 /// Wraps a service in [`Red`].
@@ -44,11 +44,14 @@ impl RedLayer {
 
 impl<S> Layer<S> for RedLayer {
     type Service = Red<S>;
+    /// Each stack built (one per proxy worker) records into a shard of its own.
     fn layer(&self, inner: S) -> Red<S> {
         Red {
             inner,
-            metrics: self.metrics.clone(),
-            routes: self.routes.clone(),
+            worker: Arc::new(RedWorker {
+                metrics: self.metrics.worker(),
+                routes: self.routes.clone(),
+            }),
         }
     }
 }
@@ -57,7 +60,14 @@ impl<S> Layer<S> for RedLayer {
 #[derive(Clone, Debug)]
 pub struct Red<S> {
     inner: S,
-    metrics: Metrics,
+    /// One per worker: the stack is cloned for every request, and a clone should touch no
+    /// count another core writes.
+    worker: Arc<RedWorker>,
+}
+
+#[derive(Debug)]
+struct RedWorker {
+    metrics: WorkerMetrics,
     routes: Routes,
 }
 
@@ -75,18 +85,30 @@ where
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let started = Instant::now();
-        let resolution = self.routes.resolve(request.uri().path());
-        if resolution.overflow {
-            self.metrics.route_overflowed();
-        }
-        let route = resolution.route;
+        let worker = &*self.worker;
         let method = method_label(request.method());
-        self.metrics.start(&route.handler, method);
+        let (series, templated) = worker.routes.lookup(request.uri().path(), |lookup| {
+            if lookup.overflow {
+                worker.metrics.route_overflowed();
+            }
+            (
+                worker.metrics.start(lookup.handler, method),
+                lookup.templated,
+            )
+        });
+        // The worker's own copy of the label: cloning it touches no shared count.
+        let route = MatchedRoute {
+            handler: series.handler().clone(),
+            templated,
+        };
+        let size = SizeTally {
+            bytes: 0,
+            series: series.clone(),
+        };
         let recording = Recording {
-            metrics: self.metrics.clone(),
+            metrics: worker.metrics.clone(),
+            series,
             outcome: Some(Outcome {
-                handler: route.handler.clone(),
-                method,
                 status: None,
                 error: None,
                 body_error: false,
@@ -95,13 +117,15 @@ where
             }),
             started,
         };
-        let size = SizeTally {
-            bytes: 0,
-            histogram: self.metrics.request_size(&route.handler),
-        };
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(route);
-        let body = Body::new(RequestBody { inner: body, size });
+        let body = if http_body::Body::is_end_stream(&body) {
+            // No body (a GET, usually): nothing to count or to fail; no allocation either.
+            drop(size);
+            crate::body::empty()
+        } else {
+            Body::new(RequestBody { inner: body, size })
+        };
         ResponseFuture {
             inner: self.inner.call(Request::from_parts(parts, body)),
             recording: Some(recording),
@@ -141,7 +165,8 @@ where
 
 /// One request's measurement; recorded when dropped.
 struct Recording {
-    metrics: Metrics,
+    metrics: WorkerMetrics,
+    series: Started,
     outcome: Option<Outcome>,
     started: Instant,
 }
@@ -150,7 +175,7 @@ impl Recording {
     fn finish(&mut self) {
         if let Some(mut outcome) = self.outcome.take() {
             outcome.elapsed = self.started.elapsed();
-            self.metrics.finish(outcome);
+            self.metrics.finish(&self.series, outcome);
         }
     }
 }
@@ -214,12 +239,12 @@ struct RequestBody {
 /// Observes the request size once, when the request body is done with.
 struct SizeTally {
     bytes: u64,
-    histogram: Histogram,
+    series: Started,
 }
 
 impl Drop for SizeTally {
     fn drop(&mut self) {
-        self.histogram.observe(self.bytes as f64);
+        self.series.request_size(self.bytes);
     }
 }
 

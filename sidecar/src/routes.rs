@@ -62,6 +62,17 @@ pub struct RouteTable {
     none: Arc<str>,
 }
 
+/// The result of a lookup, borrowed from the table.
+#[derive(Clone, Copy, Debug)]
+pub struct Lookup<'a> {
+    /// The `handler` label: the template, or `none`.
+    pub handler: &'a str,
+    /// Whether a template matched (and is within the cap).
+    pub templated: bool,
+    /// A template matched but is past the cap.
+    pub overflow: bool,
+}
+
 /// The result of a lookup.
 #[derive(Clone, Debug)]
 pub struct Resolution {
@@ -130,6 +141,28 @@ impl RouteTable {
     /// The route for `path`. A path that matches only with its trailing `/` added or removed
     /// takes that template, as the seed's instrumentation does.
     pub fn resolve(&self, path: &str) -> Resolution {
+        let (entry, overflow) = self.find(path);
+        Resolution {
+            route: MatchedRoute {
+                handler: entry.map_or_else(|| self.none.clone(), |e| e.template.clone()),
+                templated: entry.is_some(),
+            },
+            overflow,
+        }
+    }
+
+    /// [`RouteTable::resolve`] by reference.
+    pub fn lookup(&self, path: &str) -> Lookup<'_> {
+        let (entry, overflow) = self.find(path);
+        Lookup {
+            handler: entry.map_or(&self.none, |e| &e.template),
+            templated: entry.is_some(),
+            overflow,
+        }
+    }
+
+    /// The entry `path` takes (none past the cap), and whether it was past the cap.
+    fn find(&self, path: &str) -> (Option<&RouteEntry>, bool) {
         let index = self.router.at(path).map(|m| *m.value).ok().or_else(|| {
             let alternative = match path.strip_suffix('/') {
                 Some(stripped) if !stripped.is_empty() => stripped.to_owned(),
@@ -139,28 +172,8 @@ impl RouteTable {
             self.router.at(&alternative).map(|m| *m.value).ok()
         });
         match index.map(|i| &self.entries[i]) {
-            Some(entry) if !entry.over_cap => Resolution {
-                route: MatchedRoute {
-                    handler: entry.template.clone(),
-                    templated: true,
-                },
-                overflow: false,
-            },
-            Some(_) => Resolution {
-                route: self.unmatched(),
-                overflow: true,
-            },
-            None => Resolution {
-                route: self.unmatched(),
-                overflow: false,
-            },
-        }
-    }
-
-    fn unmatched(&self) -> MatchedRoute {
-        MatchedRoute {
-            handler: self.none.clone(),
-            templated: false,
+            Some(entry) if entry.over_cap => (None, true),
+            entry => (entry, false),
         }
     }
 
@@ -189,6 +202,12 @@ impl Routes {
     /// Resolves `path` against the current table.
     pub fn resolve(&self, path: &str) -> Resolution {
         self.0.load().resolve(path)
+    }
+
+    /// Resolves `path` and hands the result to `f` by reference: no count on the shared
+    /// label is taken (the per-request path of the RED layer).
+    pub fn lookup<R>(&self, path: &str, f: impl FnOnce(Lookup<'_>) -> R) -> R {
+        f(self.0.load().lookup(path))
     }
 
     /// Replaces the table; requests already routed keep their label.

@@ -1,9 +1,13 @@
 //! The proxy's worker threads: each runs its own single-threaded tokio runtime with its own
-//! accept loop on the shared listening socket and its own upstream connection pool, the way
-//! nginx runs `worker_processes`. A request, its client connection and its upstream connection
-//! then stay on one thread: no cross-thread wake-ups on the hot path, which on a small machine
-//! cost more than the proxying itself. What must be global (metrics, the route table, the
-//! concurrency limit, the plugins) is shared through the [`Stack`].
+//! upstream connection pool, the way nginx runs `worker_processes`. A request, its client
+//! connection and its upstream connection then stay on one thread: no cross-thread wake-ups on
+//! the hot path, which on a small machine cost more than the proxying itself. What must be
+//! global (metrics, the route table, the concurrency limit, the plugins) is shared through the
+//! [`Stack`].
+//!
+//! One acceptor, on the caller's runtime, deals the client connections to the workers in turn
+//! ([`serve::Spreader`]), so each worker gets its share of the connections (see
+//! `serve::accept` for the imbalance a shared accepting socket gave).
 
 use std::{future::Future, thread};
 
@@ -11,8 +15,9 @@ use anyhow::Context;
 use tokio::{
     net::TcpListener,
     sync::{oneshot, watch},
+    task::JoinHandle,
 };
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{config::LimitsConfig, stack::Stack};
 
@@ -28,13 +33,15 @@ pub fn count(configured: usize) -> usize {
 /// Running workers.
 pub struct Workers {
     stop: watch::Sender<bool>,
+    acceptor: JoinHandle<()>,
     done: Vec<oneshot::Receiver<()>>,
 }
 
-/// Starts `count` workers accepting on `listener`.
+/// Starts `count` workers serving the connections accepted on `listener`. Call it inside a
+/// tokio runtime: the acceptor runs there.
 ///
 /// # Errors
-/// When the listener can't be shared or a thread or runtime can't be created.
+/// When a thread or runtime can't be created.
 pub fn start(
     count: usize,
     listener: TcpListener,
@@ -42,11 +49,10 @@ pub fn start(
     limits: LimitsConfig,
     serve_limits: serve::Limits,
 ) -> anyhow::Result<Workers> {
-    let listener = listener.into_std().context("sharing the proxy listener")?;
     let (stop, stopped) = watch::channel(false);
+    let (spreader, handoffs) = serve::Spreader::new(listener, count);
     let mut done = Vec::with_capacity(count);
-    for index in 0..count {
-        let listener = listener.try_clone().context("sharing the proxy listener")?;
+    for (index, handoff) in handoffs.into_iter().enumerate() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -57,19 +63,13 @@ pub fn start(
             .name(format!("proxy-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    let listener = match TcpListener::from_std(listener) {
-                        Ok(listener) => listener,
-                        Err(error) => {
-                            return warn!(%error, worker = index, "worker cannot use the listener");
-                        }
-                    };
                     let service = stack.build();
                     // Stop when told to, or when the sender is gone (the sidecar's run was dropped).
                     let shutdown = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
                     serve::serve(
-                        listener,
+                        handoff,
                         service,
                         serve_limits,
                         shutdown,
@@ -84,8 +84,16 @@ pub fn start(
             .context("spawning a proxy worker thread")?;
         done.push(finished_rx);
     }
+    let mut stopped = stop.subscribe();
+    let acceptor = tokio::spawn(spreader.run(async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
     info!(workers = count, "proxy workers started");
-    Ok(Workers { stop, done })
+    Ok(Workers {
+        stop,
+        acceptor,
+        done,
+    })
 }
 
 impl Workers {
@@ -94,6 +102,8 @@ impl Workers {
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
         shutdown.await;
         let _ = self.stop.send(true);
+        // The listening socket closes with the acceptor: new connections are refused from here.
+        let _ = self.acceptor.await;
         for worker in self.done {
             // A worker that panicked drops its sender; there is nothing left to wait for.
             let _ = worker.await;

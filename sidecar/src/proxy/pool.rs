@@ -1,40 +1,31 @@
-//! One worker's keep-alive connections to the upstream, over hyper's bare HTTP/1 client
-//! connections (`hyper::client::conn::http1`).
+//! One worker's keep-alive connections to the upstream ([`Conn`]s).
 //!
-//! Why not hyper-util's pooled client: each worker thread already owns its connections, so
-//! the general pool's keying, checkout futures and cross-thread bookkeeping are pure cost on the
-//! hot path. Here a checkout is a pop from a per-worker stack (a mutex nobody else takes), and a
-//! connection goes back when its response body has been read to the end. A connection whose
-//! response body was dropped half-read is not reused.
+//! A checkout is a pop from a per-worker stack (a mutex nobody else takes), and a connection
+//! goes back when its response body has been read to the end and both sides are in a known
+//! state. A connection whose response body was dropped half-read is not reused.
 //!
-//! Behaviour kept from the pooled client: `TCP_NODELAY` and `SO_KEEPALIVE` on, a connect
-//! timeout, idle connections closed after `pool_idle_timeout`, and a request that a reused
-//! connection refused before sending it (the upstream had just closed it) retried once on a new
-//! connection.
+//! Behaviour: `TCP_NODELAY` and `SO_KEEPALIVE` on, a connect timeout, idle connections closed
+//! after `pool_idle_timeout`, and a request without a body that a reused connection failed
+//! before any response byte (the upstream had just closed it) retried once on a new connection
+//! when its method is idempotent (RFC 9110 §9.2.2), since it may have been received.
 
 use std::{
     io,
     net::SocketAddr,
-    pin::Pin,
     sync::{Arc, Mutex, Weak},
-    task::{Context, Poll, ready},
     time::Duration,
 };
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::{Frame, SizeHint};
-use hyper::{body::Incoming, client::conn::http1};
-use hyper_util::rt::TokioIo;
+use http::{Method, Request, Response};
 use tokio::{net::TcpSocket, time::Instant};
 use tracing::debug;
 
-use crate::{
-    body::{Body, BoxError},
-    config::Upstream,
+use super::{
+    conn::{Conn, ExchangeError},
+    head::{self, RequestFraming},
+    response_body::UpstreamBody,
 };
-
-type Sender = http1::SendRequest<Body>;
+use crate::{body::Body, config::Upstream};
 
 /// Why a request got no response from the upstream.
 #[derive(Debug)]
@@ -43,8 +34,8 @@ pub enum SendError {
     Connect(io::Error),
     /// The TCP connect took longer than the connect timeout.
     ConnectTimeout,
-    /// The HTTP exchange failed (reset, garbage, the client's body broke off).
-    Http(hyper::Error),
+    /// The exchange failed (reset, garbage, the client's body broke off).
+    Exchange(ExchangeError),
 }
 
 /// A worker's connections to the upstream. Clones share the connections.
@@ -62,7 +53,7 @@ struct Inner {
 
 #[derive(Debug)]
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
@@ -89,72 +80,68 @@ impl Pool {
     /// Sends `request` on an idle connection or a new one, and returns the response whose body
     /// gives the connection back when it has been read to the end.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, SendError> {
-        let (mut sender, reused) = match self.checkout() {
-            Some(sender) => (sender, true),
+        let (parts, body) = request.into_parts();
+        let empty = http_body::Body::is_end_stream(&body);
+        let mut head = Vec::with_capacity(256 + parts.headers.len() * 32);
+        let framing = head::encode_request(
+            &parts,
+            empty,
+            http_body::Body::size_hint(&body).exact(),
+            &mut head,
+        );
+        let (mut conn, reused) = match self.checkout() {
+            Some(conn) => (conn, true),
             None => (self.connect().await?, false),
         };
-        let response = match sender.try_send_request(request).await {
+        let mut response = match conn.exchange(&head, body, framing, &parts.method).await {
             Ok(response) => response,
-            Err(mut error) => match error.take_message() {
-                // A reused connection that closed before the request went out: the request is
-                // intact, so it is safe to send it once more on a fresh connection.
-                Some(request) if reused => {
-                    debug!(error = %error.error(), "pooled upstream connection was closed; retrying on a new one");
-                    sender = self.connect().await?;
-                    sender
-                        .send_request(request)
-                        .await
-                        .map_err(SendError::Http)?
-                }
-                _ => return Err(SendError::Http(error.into_error())),
-            },
+            Err(ExchangeError::Closed(error))
+                if reused && framing == RequestFraming::Empty && idempotent(&parts.method) =>
+            {
+                debug!(
+                    ?error,
+                    "pooled upstream connection was closed; retrying on a new one"
+                );
+                conn = self.connect().await?;
+                conn.exchange(&head, crate::body::empty(), framing, &parts.method)
+                    .await
+                    .map_err(SendError::Exchange)?
+            }
+            Err(error) => return Err(SendError::Exchange(error)),
         };
-        let (parts, body) = response.into_parts();
-        let body = if http_body::Body::is_end_stream(&body) {
-            self.give_back(sender);
+        let body = if response.decoder.is_done() {
+            self.give_back(conn);
             crate::body::empty()
+        } else if let Some(whole) = conn.take_whole_body(&mut response.decoder) {
+            // The usual small response arrived with its head: no body to stream.
+            self.give_back(conn);
+            crate::body::full(whole)
         } else {
-            Body::new(PooledBody {
-                inner: body,
-                give_back: Some((sender, self.clone())),
-                done: false,
-            })
+            Body::new(UpstreamBody::new(conn, self.clone(), response.decoder))
         };
-        Ok(Response::from_parts(parts, body))
+        let mut forwarded = Response::new(body);
+        *forwarded.status_mut() = response.status;
+        *forwarded.version_mut() = response.version;
+        *forwarded.headers_mut() = response.headers;
+        Ok(forwarded)
     }
 
-    /// The most recently used idle connection that is still open and ready for a request.
-    fn checkout(&self) -> Option<Sender> {
+    /// The most recently used idle connection that is still open.
+    fn checkout(&self) -> Option<Conn> {
         loop {
-            let Idle { sender, since } = self.lock().pop()?;
-            if sender.is_closed() || since.elapsed() >= self.0.idle_timeout {
-                continue;
+            let Idle { mut conn, since } = self.lock().pop()?;
+            if since.elapsed() < self.0.idle_timeout && conn.is_usable() {
+                return Some(conn);
             }
-            if sender.is_ready() {
-                return Some(sender);
-            }
-            self.give_back(sender);
         }
     }
 
-    /// Back to the idle stack once ready for the next request. A connection still busy with
-    /// its previous exchange (an upstream that answered before reading the whole request body,
-    /// say) waits for it in a task of its own; no request waits for it.
-    fn give_back(&self, mut sender: Sender) {
-        if sender.is_ready() {
+    /// Back to the idle stack, if it can carry another request.
+    pub(super) fn give_back(&self, conn: Conn) {
+        if conn.is_reusable() {
             self.lock().push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
-            });
-        } else if !sender.is_closed()
-            // Outside a runtime (the worker is shutting down) the connection is just closed.
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let pool = self.clone();
-            runtime.spawn(async move {
-                if sender.ready().await.is_ok() {
-                    pool.give_back(sender);
-                }
             });
         }
     }
@@ -167,7 +154,7 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn connect(&self) -> Result<Sender, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let inner = &self.0;
         let stream = tokio::time::timeout(inner.connect_timeout, async {
             let mut last = None;
@@ -189,15 +176,7 @@ impl Pool {
         })
         .await
         .map_err(|_elapsed| SendError::ConnectTimeout)??;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(SendError::Http)?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                debug!(%error, "upstream connection closed with an error");
-            }
-        });
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 }
 
@@ -227,69 +206,16 @@ async fn reap(pool: Weak<Inner>) {
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        idle.retain(|c| !c.sender.is_closed() && c.since.elapsed() < inner.idle_timeout);
+        idle.retain(|c| c.since.elapsed() < inner.idle_timeout);
     }
 }
 
-/// The upstream's response body: gives its connection back to the pool once read to the end.
-struct PooledBody {
-    inner: Incoming,
-    give_back: Option<(Sender, Pool)>,
-    done: bool,
-}
-
-impl PooledBody {
-    fn finish(&mut self) {
-        self.done = true;
-        if let Some((sender, pool)) = self.give_back.take() {
-            pool.give_back(sender);
-        }
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        // Only a connection whose response was read whole can carry the next request.
-        if self.done || http_body::Body::is_end_stream(&self.inner) {
-            self.finish();
-        }
-    }
-}
-
-impl http_body::Body for PooledBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if http_body::Body::is_end_stream(&this.inner) {
-                    this.finish();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Some(Err(error)) => {
-                this.give_back = None;
-                Poll::Ready(Some(Err(error.into())))
-            }
-            None => {
-                this.finish();
-                Poll::Ready(None)
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        http_body::Body::is_end_stream(&self.inner)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        http_body::Body::size_hint(&self.inner)
-    }
+/// Methods whose request can be sent twice with the effect of once (RFC 9110 §9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ impl<S> Layer<S> for PluginLayer {
     fn layer(&self, inner: S) -> PluginService<S> {
         PluginService {
             inner,
-            set: self.set.clone(),
+            set: Arc::new(self.set.clone()),
         }
     }
 }
@@ -59,7 +59,9 @@ impl<S> Layer<S> for PluginLayer {
 #[derive(Clone, Debug)]
 pub struct PluginService<S> {
     inner: S,
-    set: PluginSet,
+    /// One allocation per worker: the stack is cloned per request, and this clone must not
+    /// touch the counts the workers share.
+    set: Arc<PluginSet>,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;

@@ -11,6 +11,7 @@ use tokio::{
 };
 
 use super::*;
+use crate::body::BoxError;
 
 /// A raw HTTP/1 upstream: answers each request head with `response`, then keeps the
 /// connection for the next request, or closes it after `per_connection` answers.
@@ -110,4 +111,89 @@ async fn a_refused_connect_is_a_connect_error() {
     drop(listener);
     let pool = pool(&Upstream::parse(&url).unwrap());
     assert!(matches!(pool.send(get()).await, Err(SendError::Connect(_))));
+}
+
+#[tokio::test]
+async fn chunked_response_with_trailers_is_decoded_and_the_connection_reused() {
+    let (upstream, accepted) = upstream(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 42\r\n\r\n",
+        usize::MAX,
+    )
+    .await;
+    let pool = pool(&upstream);
+    for _ in 0..2 {
+        let collected = pool
+            .send(get())
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-sum"], "42");
+        assert_eq!(&collected.to_bytes()[..], b"hello world");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_body_longer_than_its_content_length_is_not_sent() {
+    let (upstream, _) = upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        usize::MAX,
+    )
+    .await;
+    let request = Request::post("/x")
+        .header("content-length", "3")
+        .body(crate::body::full("hello"))
+        .unwrap();
+    let result = pool(&upstream).send(request).await;
+    assert!(
+        matches!(
+            result,
+            Err(SendError::Exchange(ExchangeError::RequestBody(_)))
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_before_the_whole_body_is_returned_and_the_connection_dropped() {
+    // Answers 413 as soon as the head is in, without reading a body that never ends.
+    let (upstream, accepted) = upstream(
+        b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n",
+        usize::MAX,
+    )
+    .await;
+    let pool = pool(&upstream);
+    let request = Request::post("/x")
+        .header("content-length", "1000000")
+        .body(Body::new(Endless))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(5), pool.send(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert!(
+        pool.lock().is_empty(),
+        "a connection with a half-sent body is not reused"
+    );
+    assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A request body whose bytes never come.
+struct Endless;
+
+impl http_body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, BoxError>>> {
+        std::task::Poll::Pending
+    }
 }

@@ -1,0 +1,186 @@
+//! Encodes the sharded RED families (see [`super::shard`]) for `/metrics`: the shards are
+//! added up per label set, then written through prometheus-client's encoder, so the text is
+//! exactly what registered families would give.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, NoLabelSet},
+    metrics::MetricType,
+};
+
+use super::shard::{Merged, Shards};
+use crate::config::StatusMode;
+
+const CLASSES: [&str; 10] = [
+    "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
+];
+
+/// The collector over every worker's shard.
+#[derive(Debug)]
+pub struct RedCollector {
+    pub shards: Arc<Shards>,
+    pub status_mode: StatusMode,
+    pub inprogress_labels: bool,
+}
+
+impl Collector for RedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let snapshot = self.shards.snapshot();
+        let Some(bounds) = snapshot.bounds.as_ref() else {
+            return Ok(());
+        };
+
+        // A family without samples is left out, as prometheus-client does for an empty
+        // registered family.
+        let mut requests = Vec::new();
+        for ((handler, method), route) in &snapshot.routes {
+            let counts: Vec<(String, u64)> = match self.status_mode {
+                StatusMode::Grouped => (route.classes.iter().enumerate())
+                    .map(|(class, &n)| (CLASSES[class].to_owned(), n))
+                    .collect(),
+                StatusMode::Raw => route
+                    .codes
+                    .iter()
+                    .map(|(code, &n)| (code.to_string(), n))
+                    .collect(),
+            };
+            requests.extend(
+                counts
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(status, n)| (handler.as_str(), *method, status, n)),
+            );
+        }
+        if !requests.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "http_requests",
+                "Requests answered, by route template, method and status class.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (handler, method, status, n) in &requests {
+                let labels = [
+                    ("handler", *handler),
+                    ("method", *method),
+                    ("status", status.as_str()),
+                ];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
+
+        let timed: Vec<_> = (snapshot.routes.iter())
+            .filter(|(_, route)| route.duration.count() > 0)
+            .collect();
+        if !timed.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "http_request_duration_seconds",
+                "From the end of the request headers to the end of the response body.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for ((handler, method), route) in timed {
+                let labels = [("handler", handler.as_str()), ("method", method)];
+                histogram(
+                    family.encode_family(&labels)?,
+                    &bounds.duration,
+                    &route.duration,
+                )?;
+            }
+        }
+
+        let family = encoder.encode_descriptor(
+            "http_request_duration_highr_seconds",
+            "Request duration over every route, with fine buckets.",
+            None,
+            MetricType::Histogram,
+        )?;
+        histogram(family, &bounds.highr, &snapshot.highr)?;
+
+        let mut family = encoder.encode_descriptor(
+            "http_requests_inprogress",
+            "Requests in flight.",
+            None,
+            MetricType::Gauge,
+        )?;
+        if self.inprogress_labels {
+            // An empty labelled family still has its descriptor, like a registered one.
+            for ((handler, method), route) in &snapshot.routes {
+                let labels = [("handler", handler.as_str()), ("method", method)];
+                family
+                    .encode_family(&labels)?
+                    .encode_gauge(&route.inprogress)?;
+            }
+        } else {
+            family.encode_gauge(&snapshot.inprogress)?;
+        }
+
+        // Sizes are per handler: the methods add up.
+        let mut handlers: std::collections::BTreeMap<&str, (Merged, Merged)> = Default::default();
+        for ((handler, _), route) in &snapshot.routes {
+            let (request, response) = handlers.entry(handler.as_str()).or_default();
+            add(request, &route.request_size);
+            add(response, &route.response_size);
+        }
+        if !handlers.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "http_request_size_bytes",
+                "Request body bytes received from the client.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (handler, (request, _)) in &handlers {
+                histogram(
+                    family.encode_family(&[("handler", *handler)])?,
+                    &bounds.size,
+                    request,
+                )?;
+            }
+        }
+        if handlers.values().any(|(_, response)| response.count() > 0) {
+            let mut family = encoder.encode_descriptor(
+                "http_response_size_bytes",
+                "Response body bytes sent to the client.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (handler, (_, response)) in &handlers {
+                if response.count() > 0 {
+                    histogram(
+                        family.encode_family(&[("handler", *handler)])?,
+                        &bounds.size,
+                        response,
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add(total: &mut Merged, part: &Merged) {
+    total
+        .counts
+        .resize(part.counts.len().max(total.counts.len()), 0);
+    for (t, p) in total.counts.iter_mut().zip(&part.counts) {
+        *t += p;
+    }
+    total.sum += part.sum;
+}
+
+fn histogram(
+    mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    bounds: &[f64],
+    merged: &Merged,
+) -> Result<(), std::fmt::Error> {
+    let buckets: Vec<(f64, u64)> = bounds
+        .iter()
+        .copied()
+        .chain([f64::INFINITY])
+        .zip(merged.counts.iter().copied().chain(std::iter::repeat(0)))
+        .collect();
+    encoder.encode_histogram::<NoLabelSet>(merged.sum, merged.count(), &buckets, None)
+}
