@@ -30,7 +30,8 @@ pub struct LimitsConfig {
     /// (so the final counts are collected) before it stops; `0` stops at once.
     #[serde(with = "crate::duration")]
     pub final_scrape_wait: Duration,
-    /// Idle upstream connections are closed after this long.
+    /// Idle upstream connections are closed after this long at the latest (after at least
+    /// three quarters of it: the pool's clock ticks four times per timeout).
     #[serde(with = "crate::duration")]
     pub pool_idle_timeout: Duration,
 }

@@ -19,7 +19,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, request};
 use http_body::Body as _;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -105,18 +105,20 @@ impl Conn {
         self.reusable && self.start == self.end
     }
 
-    /// Sends the request (its encoded `head`, then `body` framed as `framing`) and returns the
-    /// response head. The body is sent as it arrives; if the response comes first, what is left
-    /// of the body is dropped.
+    /// Sends the request (`parts`, then `body` as it arrives) and returns the response head. If
+    /// the response comes before the whole body is sent, what is left of the body is dropped.
     pub async fn exchange(
         &mut self,
-        head: &[u8],
+        parts: &request::Parts,
         body: Body,
-        framing: RequestFraming,
-        method: &Method,
     ) -> Result<ResponseHead, ExchangeError> {
         self.out.clear();
-        self.out.extend_from_slice(head);
+        let framing = head::encode_request(
+            parts,
+            body.is_end_stream(),
+            body.size_hint().exact(),
+            &mut self.out,
+        );
         let mut sending = Sending {
             written: 0,
             body: (framing != RequestFraming::Empty).then_some(body),
@@ -126,6 +128,7 @@ impl Conn {
                 _ => u64::MAX,
             },
         };
+        let method = &parts.method;
         let head = poll_fn(|cx| self.poll_exchange(cx, &mut sending, method)).await?;
         if sending.body.is_some() || sending.written < self.out.len() {
             self.reusable = false;

@@ -197,3 +197,19 @@ impl http_body::Body for Endless {
         std::task::Poll::Pending
     }
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let (upstream, accepted) = upstream(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        usize::MAX,
+    )
+    .await;
+    let pool = Pool::new(&upstream, Duration::from_secs(1), Duration::from_millis(80));
+    assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "ok");
+    assert_eq!(pool.lock().len(), 1, "kept for the next request");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(pool.lock().is_empty(), "closed by the reaper");
+    assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
