@@ -4,13 +4,16 @@
 //! Modules, in the order a request meets them:
 //! - [`config`]: flags + environment (listen, upstream, admin, file path) and the TOML file
 //!   (routes, OpenAPI loading, limits, metric options, plugins).
-//! - [`workers`]: the proxy's worker threads, one event loop and upstream pool each.
+//! - [`workers`]: the proxy's worker threads, one event loop and upstream pool each, fed
+//!   connections in turn by one acceptor.
 //! - [`duration`]: humane durations in the TOML file.
 //! - [`stack`]: builds the per-request service stack: RED → plugins → limit → proxy.
-//! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`].
+//! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`]
+//!   (one shard per worker, added up at scrape time).
 //! - [`routes`]: the swappable route table (path → template or `none`), [`routes::MatchedRoute`].
 //! - [`limit`]: the concurrency limit (503 `overloaded`).
-//! - [`proxy`]: the pooled upstream client, header rewriting, streaming.
+//! - [`proxy`]: header rewriting and the upstream leg: HTTP/1.1 spoken over each worker's pool
+//!   of keep-alive connections, bodies streamed both ways.
 //! - [`error`]: [`error::ProxyError`], the responses the sidecar makes itself (502/503/504).
 //! - [`body`]: the boxed streaming body type the stack shares.
 //! - [`openapi`]: route templates from the upstream's OpenAPI document.
