@@ -127,6 +127,8 @@ impl Conn {
                 RequestFraming::Length(length) => length,
                 _ => u64::MAX,
             },
+            hold_head: matches!(framing, RequestFraming::Length(length) if length <= HOLD_HEAD_FOR),
+            head_len: self.out.len(),
         };
         let method = &parts.method;
         let head = poll_fn(|cx| self.poll_exchange(cx, &mut sending, method)).await?;
@@ -186,6 +188,13 @@ impl Conn {
                     Poll::Pending => break,
                 }
             }
+            // A small body that hyper hands over a moment after the head (it decodes the body
+            // only once the service has been called) goes out with the head in one write: one
+            // send, one wake-up of the upstream, instead of two of each.
+            if sending.hold_head && sending.body.is_some() && self.out.len() == sending.head_len {
+                return Poll::Pending;
+            }
+            sending.hold_head = false;
             if sending.written < self.out.len() {
                 match Pin::new(&mut self.io).poll_write(cx, &self.out[sending.written..]) {
                     Poll::Ready(Ok(0)) => {
@@ -376,7 +385,14 @@ struct Sending {
     chunked: bool,
     /// Bytes the `Content-Length` still allows (`u64::MAX`: not held to one).
     left: u64,
+    /// The head waits for the body's first bytes (a body of known, small length).
+    hold_head: bool,
+    /// The length of the encoded head at the start of `Conn::out`.
+    head_len: usize,
 }
+
+/// Bodies up to this long, of known length, are sent with their head.
+const HOLD_HEAD_FOR: u64 = 64 * 1024;
 
 impl Sending {
     /// Frames `data` into `out`. A body longer than its `Content-Length` is refused: sending
