@@ -73,15 +73,6 @@ pub struct Lookup<'a> {
     pub overflow: bool,
 }
 
-/// The result of a lookup.
-#[derive(Clone, Debug)]
-pub struct Resolution {
-    /// What the request matched.
-    pub route: MatchedRoute,
-    /// A template matched but is past the cap.
-    pub overflow: bool,
-}
-
 impl RouteTable {
     /// An empty table: every request is `none`.
     pub fn empty() -> Self {
@@ -140,29 +131,7 @@ impl RouteTable {
 
     /// The route for `path`. A path that matches only with its trailing `/` added or removed
     /// takes that template, as the seed's instrumentation does.
-    pub fn resolve(&self, path: &str) -> Resolution {
-        let (entry, overflow) = self.find(path);
-        Resolution {
-            route: MatchedRoute {
-                handler: entry.map_or_else(|| self.none.clone(), |e| e.template.clone()),
-                templated: entry.is_some(),
-            },
-            overflow,
-        }
-    }
-
-    /// [`RouteTable::resolve`] by reference.
     pub fn lookup(&self, path: &str) -> Lookup<'_> {
-        let (entry, overflow) = self.find(path);
-        Lookup {
-            handler: entry.map_or(&self.none, |e| &e.template),
-            templated: entry.is_some(),
-            overflow,
-        }
-    }
-
-    /// The entry `path` takes (none past the cap), and whether it was past the cap.
-    fn find(&self, path: &str) -> (Option<&RouteEntry>, bool) {
         let index = self.router.at(path).map(|m| *m.value).ok().or_else(|| {
             let alternative = match path.strip_suffix('/') {
                 Some(stripped) if !stripped.is_empty() => stripped.to_owned(),
@@ -172,8 +141,16 @@ impl RouteTable {
             self.router.at(&alternative).map(|m| *m.value).ok()
         });
         match index.map(|i| &self.entries[i]) {
-            Some(entry) if entry.over_cap => (None, true),
-            entry => (entry, false),
+            Some(entry) if !entry.over_cap => Lookup {
+                handler: &entry.template,
+                templated: true,
+                overflow: false,
+            },
+            over_cap => Lookup {
+                handler: &self.none,
+                templated: false,
+                overflow: over_cap.is_some(),
+            },
         }
     }
 
@@ -199,13 +176,8 @@ impl Routes {
         self.0.load_full()
     }
 
-    /// Resolves `path` against the current table.
-    pub fn resolve(&self, path: &str) -> Resolution {
-        self.0.load().resolve(path)
-    }
-
-    /// Resolves `path` and hands the result to `f` by reference: no count on the shared
-    /// label is taken (the per-request path of the RED layer).
+    /// Resolves `path` against the current table and hands the result to `f` by reference: no
+    /// count on the shared label is taken (this is on every request's path).
     pub fn lookup<R>(&self, path: &str, f: impl FnOnce(Lookup<'_>) -> R) -> R {
         f(self.0.load().lookup(path))
     }
@@ -228,32 +200,33 @@ mod tests {
     #[test]
     fn template_matches_and_static_segments_win() {
         let t = table(&["/items", "/items/{id}", "/items/stats"], 10);
-        assert_eq!(&*t.resolve("/items/42").route.handler, "/items/{id}");
-        assert_eq!(&*t.resolve("/items/stats").route.handler, "/items/stats");
-        assert_eq!(&*t.resolve("/items").route.handler, "/items");
+        assert_eq!(t.lookup("/items/42").handler, "/items/{id}");
+        assert_eq!(t.lookup("/items/stats").handler, "/items/stats");
+        assert_eq!(t.lookup("/items").handler, "/items");
     }
 
     #[test]
     fn trailing_slash_mismatch_takes_the_template() {
         let t = table(&["/items/", "/users"], 10);
-        assert_eq!(&*t.resolve("/items").route.handler, "/items/");
-        assert_eq!(&*t.resolve("/users/").route.handler, "/users");
-        assert_eq!(&*t.resolve("/").route.handler, NONE);
+        assert_eq!(t.lookup("/items").handler, "/items/");
+        assert_eq!(t.lookup("/users/").handler, "/users");
+        assert_eq!(t.lookup("/").handler, NONE);
     }
 
     #[test]
     fn unmatched_path_is_none() {
-        let r = table(&["/items"], 10).resolve("/nope/123");
-        assert_eq!(&*r.route.handler, NONE);
-        assert!(!r.route.templated && !r.overflow);
+        let t = table(&["/items"], 10);
+        let r = t.lookup("/nope/123");
+        assert_eq!(r.handler, NONE);
+        assert!(!r.templated && !r.overflow);
     }
 
     #[test]
     fn templates_past_the_cap_report_none_and_overflow() {
         let t = table(&["/a", "/b", "/c"], 2);
-        assert_eq!(&*t.resolve("/b").route.handler, "/b");
-        let r = t.resolve("/c");
-        assert_eq!(&*r.route.handler, NONE);
+        assert_eq!(t.lookup("/b").handler, "/b");
+        let r = t.lookup("/c");
+        assert_eq!(r.handler, NONE);
         assert!(r.overflow);
     }
 
