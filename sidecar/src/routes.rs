@@ -231,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn conflicting_configured_template_is_an_error_but_openapi_one_is_skipped() {
+    fn conflicting_configured_template_is_an_error_but_openapi_one_is_left_out() {
         let err = RouteTable::build(
             [
                 ("/x/{a}", RouteSource::Config),
