@@ -28,9 +28,7 @@ pub struct RedCollector {
 impl Collector for RedCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let snapshot = self.shards.snapshot();
-        let Some(bounds) = snapshot.bounds.as_ref() else {
-            return Ok(());
-        };
+        let bounds = self.shards.bounds();
 
         // A family without samples is left out, as prometheus-client does for an empty
         // registered family.
@@ -122,8 +120,8 @@ impl Collector for RedCollector {
         let mut handlers: std::collections::BTreeMap<&str, (Merged, Merged)> = Default::default();
         for ((handler, _), route) in &snapshot.routes {
             let (request, response) = handlers.entry(handler.as_str()).or_default();
-            add(request, &route.request_size);
-            add(response, &route.response_size);
+            request.absorb(&route.request_size);
+            response.absorb(&route.response_size);
         }
         if !handlers.is_empty() {
             let mut family = encoder.encode_descriptor(
@@ -159,16 +157,6 @@ impl Collector for RedCollector {
         }
         Ok(())
     }
-}
-
-fn add(total: &mut Merged, part: &Merged) {
-    total
-        .counts
-        .resize(part.counts.len().max(total.counts.len()), 0);
-    for (t, p) in total.counts.iter_mut().zip(&part.counts) {
-        *t += p;
-    }
-    total.sum += part.sum;
 }
 
 fn histogram(

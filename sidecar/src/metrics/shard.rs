@@ -68,6 +68,16 @@ impl Merged {
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
+
+    /// Adds another total in (the size histograms add up over methods).
+    pub fn absorb(&mut self, other: &Merged) {
+        self.counts
+            .resize(self.counts.len().max(other.counts.len()), 0);
+        for (total, part) in self.counts.iter_mut().zip(&other.counts) {
+            *total += part;
+        }
+        self.sum += other.sum;
+    }
 }
 
 /// One `(handler, method)` pair's series in one worker.
@@ -155,6 +165,11 @@ impl Shards {
         }
     }
 
+    /// The bucket bounds of every shard.
+    pub fn bounds(&self) -> &Bounds {
+        &self.bounds
+    }
+
     /// A new shard for one worker.
     pub fn add(&self) -> Arc<Shard> {
         let shard = Arc::new(Shard::new(self.bounds.clone()));
@@ -185,7 +200,6 @@ impl Shards {
                 route.response_size.add(&series.response_size);
             }
         }
-        snapshot.bounds = Some(self.bounds.clone());
         snapshot
     }
 }
@@ -193,7 +207,6 @@ impl Shards {
 /// The shards added up.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub bounds: Option<Arc<Bounds>>,
     pub highr: Merged,
     pub inprogress: i64,
     pub routes: BTreeMap<(String, &'static str), RouteTotals>,
