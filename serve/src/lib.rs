@@ -7,20 +7,24 @@
 //!   one socket's connections out to several single-threaded runtimes.
 //! - [`signal`] completes on SIGINT or SIGTERM.
 //! - [`Limits`] bounds what a slow or hostile client can hold: header read time and size.
+//! - [`deadlines`]: coarse timeouts that cost an atomic store per request; hyper's header-read
+//!   timeout runs on them through [`conn_timer`]. `conn_service` calls a connection's tower
+//!   service in place; `drain` tells connections to finish when shutdown starts.
 
 pub mod accept;
+mod conn_service;
+pub mod conn_timer;
+pub mod deadlines;
+mod drain;
 
 pub use accept::{Accept, Handoff, Spreader};
+pub use deadlines::{Deadline, Deadlines};
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::pin, time::Duration};
 
 use bytes::Bytes;
 use hyper::{Request, Response, body::Incoming, server::conn::http1};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-    service::TowerToHyperService,
-};
+use hyper_util::rt::TokioIo;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 /// Per-connection limits against slow or oversized clients.
@@ -74,7 +78,8 @@ pub async fn serve<S, B>(
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let graceful = GracefulShutdown::new();
+    let drain = drain::Drain::new();
+    let deadlines = Deadlines::start(Deadlines::resolution_for(limits.header_read_timeout));
     let mut shutdown = pin!(shutdown);
     let local = listener.local_addr();
     let mut next_connection_id = 0u64;
@@ -94,20 +99,18 @@ pub async fn serve<S, B>(
             local: stream.local_addr().unwrap_or(remote),
             connection_id: next_connection_id,
         };
-        let service =
-            tower::util::MapRequest::new(service.clone(), move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(peer);
-                req
-            });
         let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
+            .timer(conn_timer::ConnTimer::new(&deadlines))
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes.max(8192))
             // Responses here are mostly small: one copy into the head's buffer and a plain
             // write are cheaper than a vectored write of several pieces.
             .writev(false)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
+            .serve_connection(
+                TokioIo::new(stream),
+                conn_service::ConnService::new(service.clone(), peer),
+            );
+        let conn = drain.watch(conn);
         tokio::spawn(
             async move {
                 if let Err(error) = conn.await {
@@ -119,10 +122,7 @@ pub async fn serve<S, B>(
     }
     drop(listener);
     info!(?local, "stopped accepting; draining connections");
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, drain.shutdown()).await.is_err() {
         warn!(?grace, "connections still open after the grace period");
     }
 }

@@ -25,13 +25,20 @@ async fn slow(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallibl
 }
 
 async fn start(grace: Duration) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    start_with(grace, Duration::from_millis(300)).await
+}
+
+async fn start_with(
+    grace: Duration,
+    header_read_timeout: Duration,
+) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding loopback");
     let base = format!("http://{}", listener.local_addr().expect("bound address"));
     let (tx, rx) = oneshot::channel::<()>();
     let limits = serve::Limits {
-        header_read_timeout: Duration::from_millis(300),
+        header_read_timeout,
         ..Default::default()
     };
     let server = tokio::spawn(serve::serve(
@@ -73,6 +80,35 @@ async fn grace_period_bounds_the_drain() {
         .expect("serve returned after the grace period")
         .unwrap();
     request.abort();
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed_at_shutdown_not_waited_for() {
+    // The header-read timeout would close an idle connection too: far off here.
+    let (base, stop, server) = start_with(Duration::from_secs(60), Duration::from_secs(60)).await;
+    let mut sock = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = tokio::io::AsyncReadExt::read(&mut sock, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "answered");
+    // The connection is now idle, kept alive. Shutdown must close it, not wait 60 s for it.
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returned without waiting out the grace period")
+        .unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest);
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server closed the idle connection")
+        .unwrap();
 }
 
 #[tokio::test]
@@ -140,4 +176,72 @@ async fn spreader_deals_connections_in_turn_and_closes_the_socket_when_stopped()
         testkit::http::get(&format!("{base}/")).await.is_err(),
         "the listening socket closes with the acceptor"
     );
+}
+
+/// Not ready the first `pending` times any clone is asked; `call` checks that this very clone
+/// said it was ready, as tower's contract asks.
+#[derive(Clone)]
+struct ReadyLater {
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ready: bool,
+}
+
+impl tower::Service<Request<Incoming>> for ReadyLater {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        use std::sync::atomic::Ordering;
+        let left = self.pending.load(Ordering::SeqCst);
+        if left > 0 {
+            self.pending.store(left - 1, Ordering::SeqCst);
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.ready = true;
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Incoming>) -> Self::Future {
+        let body = if std::mem::take(&mut self.ready) {
+            "called when ready"
+        } else {
+            "called before ready"
+        };
+        std::future::ready(Ok(Response::new(Full::new(Bytes::from(body)))))
+    }
+}
+
+#[tokio::test]
+async fn a_service_that_is_not_ready_yet_is_waited_for() {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding loopback");
+    let base = format!("http://{}", listener.local_addr().expect("bound address"));
+    let service = ReadyLater {
+        pending: std::sync::Arc::new(3.into()),
+        ready: false,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve::serve(
+        listener,
+        service,
+        serve::Limits::default(),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    for _ in 0..3 {
+        let response = testkit::http::get(&format!("{base}/"))
+            .await
+            .expect("answered");
+        assert_eq!(response.text(), "called when ready");
+    }
+    stop.send(()).expect("server running");
+    server.await.expect("server stopped");
 }

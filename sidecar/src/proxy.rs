@@ -26,7 +26,7 @@ mod response_body;
 
 pub use pool::Pool;
 
-use std::{convert::Infallible, sync::Arc, task::Poll, time::Duration};
+use std::{convert::Infallible, net::IpAddr, sync::Arc, task::Poll, time::Duration};
 
 use futures_util::future::BoxFuture;
 use http::{
@@ -39,6 +39,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioTimer},
 };
+use serve::Deadlines;
 use tracing::{debug, warn};
 
 use crate::{
@@ -68,7 +69,12 @@ pub fn client(limits: &LimitsConfig) -> UpstreamClient {
 
 /// Forwards requests to one upstream.
 #[derive(Clone, Debug)]
-pub struct Proxy(Arc<Inner>);
+pub struct Proxy {
+    inner: Arc<Inner>,
+    /// The last client address and its text for `x-forwarded-for`. Each connection has its own
+    /// copy of the service, so this is that client's address, formatted once.
+    forwarded_for: Option<(IpAddr, HeaderValue)>,
+}
 
 #[derive(Debug)]
 struct Inner {
@@ -77,63 +83,29 @@ struct Inner {
     /// `Host` for requests that came without one (HTTP/1.0).
     host: HeaderValue,
     response_header_timeout: Duration,
+    deadlines: Deadlines,
 }
 
 impl Proxy {
-    /// Forwards to `upstream` over `pool`.
+    /// Forwards to `upstream` over `pool`. Call it inside the runtime that will run the
+    /// requests: the response-header timeouts tick there.
     pub fn new(pool: Pool, upstream: Upstream, limits: &LimitsConfig) -> Self {
         let host = HeaderValue::from_str(upstream.authority.as_str())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
-        Self(Arc::new(Inner {
-            pool,
-            upstream,
-            host,
-            response_header_timeout: limits.response_header_timeout,
-        }))
-    }
-}
-
-impl tower::Service<Request<Body>> for Proxy {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+        let timeout = limits.response_header_timeout;
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                upstream,
+                host,
+                response_header_timeout: timeout,
+                deadlines: Deadlines::start(Deadlines::resolution_for(timeout)),
+            }),
+            forwarded_for: None,
+        }
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let inner = self.0.clone();
-        Box::pin(async move {
-            Ok(inner
-                .forward(request)
-                .await
-                .unwrap_or_else(ProxyError::into_response))
-        })
-    }
-}
-
-impl Inner {
-    async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, ProxyError> {
-        let request = self.rewrite(request);
-        let mut response = match tokio::time::timeout(
-            self.response_header_timeout,
-            self.pool.send(request),
-        )
-        .await
-        {
-            Err(_elapsed) => {
-                warn!(upstream = %self.upstream, timeout = ?self.response_header_timeout, "upstream response headers timed out");
-                return Err(ProxyError::ResponseTimeout);
-            }
-            Ok(Err(error)) => return Err(self.classify(error)),
-            Ok(Ok(response)) => response,
-        };
-        strip_hop_by_hop(response.headers_mut());
-        Ok(response)
-    }
-
-    fn rewrite(&self, request: Request<Body>) -> Request<Body> {
+    fn rewrite(&mut self, request: Request<Body>) -> Request<Body> {
         let (mut parts, body) = request.into_parts();
         // The upstream connection is already open: the request line takes the origin form
         // (path and query only), as any HTTP/1 client sends to a server.
@@ -148,16 +120,77 @@ impl Inner {
         // Upstream connections are always HTTP/1.1 keep-alive, whatever the client spoke.
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
+        // Room for what is added below, in one growth of the map rather than two.
+        parts.headers.reserve(3);
         if !parts.headers.contains_key(HOST) {
-            parts.headers.insert(HOST, self.host.clone());
+            parts.headers.insert(HOST, self.inner.host.clone());
         }
         if let Some(peer) = parts.extensions.get::<serve::Peer>() {
-            append_forwarded_for(&mut parts.headers, peer.remote.ip());
+            let ip = peer.remote.ip();
+            match parts.headers.get(X_FORWARDED_FOR) {
+                Some(previous) => {
+                    let value = forwarded_for(Some(previous), ip);
+                    parts.headers.insert(X_FORWARDED_FOR, value);
+                }
+                None => {
+                    let value = match &self.forwarded_for {
+                        Some((cached, value)) if *cached == ip => value.clone(),
+                        _ => {
+                            let value = forwarded_for(None, ip);
+                            self.forwarded_for = Some((ip, value.clone()));
+                            value
+                        }
+                    };
+                    parts.headers.insert(X_FORWARDED_FOR, value);
+                }
+            }
         }
         parts
             .headers
             .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         Request::from_parts(parts, body)
+    }
+}
+
+impl tower::Service<Request<Body>> for Proxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let request = self.rewrite(request);
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            Ok(inner
+                .forward(request)
+                .await
+                .unwrap_or_else(ProxyError::into_response))
+        })
+    }
+}
+
+impl Inner {
+    async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, ProxyError> {
+        let deadline = self.deadlines.after(self.response_header_timeout);
+        let sent = tokio::select! {
+            biased;
+            sent = self.pool.send(request) => Ok(sent),
+            () = deadline.due() => Err(()),
+        };
+        let mut response = match sent {
+            Err(()) => {
+                warn!(upstream = %self.upstream, timeout = ?self.response_header_timeout, "upstream response headers timed out");
+                return Err(ProxyError::ResponseTimeout);
+            }
+            Ok(Err(error)) => return Err(self.classify(error)),
+            Ok(Ok(response)) => response,
+        };
+        strip_hop_by_hop(response.headers_mut());
+        Ok(response)
     }
 
     /// Maps a send error to the closed set, and logs it once here, where it is handled.
@@ -241,20 +274,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
+/// `x-forwarded-for` with `ip` appended to what an earlier proxy put there.
+fn forwarded_for(previous: Option<&HeaderValue>, ip: IpAddr) -> HeaderValue {
     use std::io::Write as _;
     // Written straight into the buffer the header value then owns: one allocation.
     let mut value = Vec::with_capacity(48);
-    if let Some(previous) = headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok())
+    if let Some(previous) = previous.and_then(|v| v.to_str().ok())
         && !previous.trim().is_empty()
     {
         value.extend_from_slice(previous.as_bytes());
         value.extend_from_slice(b", ");
     }
     let _ = write!(value, "{ip}");
-    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
-        headers.insert(X_FORWARDED_FOR, value);
-    }
+    // An address and the visible ASCII of a previous value: always a valid header value.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 #[cfg(test)]
@@ -277,9 +311,10 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_appended() {
-        let mut headers = HeaderMap::new();
-        append_forwarded_for(&mut headers, "10.0.0.1".parse().unwrap());
-        append_forwarded_for(&mut headers, "10.0.0.2".parse().unwrap());
-        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 10.0.0.2");
+        let first = forwarded_for(None, "10.0.0.1".parse().unwrap());
+        let second = forwarded_for(Some(&first), "10.0.0.2".parse().unwrap());
+        assert_eq!(second, "10.0.0.1, 10.0.0.2");
+        let blank = HeaderValue::from_static(" ");
+        assert_eq!(forwarded_for(Some(&blank), "::1".parse().unwrap()), "::1");
     }
 }

@@ -60,7 +60,7 @@ impl<S> Layer<S> for RedLayer {
 #[derive(Clone, Debug)]
 pub struct Red<S> {
     inner: S,
-    /// One per worker: the stack is cloned for every request, and a clone should touch no
+    /// One per worker: the stack is cloned for every connection, and a clone should touch no
     /// count another core writes.
     worker: Arc<RedWorker>,
 }

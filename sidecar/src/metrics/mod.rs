@@ -90,8 +90,8 @@ struct Families {
 pub struct Metrics(Arc<Families>);
 
 /// One proxy worker's handle: its own shard of the RED series, and the shared families.
-/// Clones share one allocation per worker, so cloning it per request (the service stack is
-/// cloned for every request) touches no count another core writes.
+/// Clones share one allocation per worker, so cloning it (each request's recording holds one,
+/// each connection's stack another) touches no count another core writes.
 #[derive(Clone, Debug)]
 pub struct WorkerMetrics(Arc<Worker>);
 

@@ -59,7 +59,7 @@ impl<S> Layer<S> for PluginLayer {
 #[derive(Clone, Debug)]
 pub struct PluginService<S> {
     inner: S,
-    /// One allocation per worker: the stack is cloned per request, and this clone must not
+    /// One allocation per worker: the stack is cloned per connection, and this clone must not
     /// touch the counts the workers share.
     set: Arc<PluginSet>,
 }

@@ -1,0 +1,136 @@
+//! Graceful shutdown of one accept loop's connections: tell each to finish its in-flight request
+//! and close, then wait for them all.
+//!
+//! hyper-util's `GracefulShutdown` does the same with a `watch` channel whose change-future it
+//! polls on every poll of every connection; each of those polls takes the channel's waiter lock.
+//! A connection here registers its waker once and, per poll, reads one atomic flag.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, PoisonError, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use futures_util::task::AtomicWaker;
+use hyper_util::server::graceful::GracefulConnection;
+use pin_project_lite::pin_project;
+use tokio::sync::mpsc;
+
+/// The connections of one accept loop.
+pub(crate) struct Drain {
+    shared: Arc<Shared>,
+    /// Every watched connection holds a clone; `closed` sees the last one go.
+    live: mpsc::Sender<()>,
+    closed: mpsc::Receiver<()>,
+}
+
+struct Shared {
+    stopping: AtomicBool,
+    connections: Mutex<Vec<Weak<AtomicWaker>>>,
+}
+
+impl Drain {
+    pub(crate) fn new() -> Self {
+        let (live, closed) = mpsc::channel(1);
+        Self {
+            shared: Arc::new(Shared {
+                stopping: AtomicBool::new(false),
+                connections: Mutex::new(Vec::new()),
+            }),
+            live,
+            closed,
+        }
+    }
+
+    /// `connection`, told to shut down gracefully when [`Drain::shutdown`] is called. Poll it
+    /// from one task: it keeps the first waker it is polled with.
+    pub(crate) fn watch<C: GracefulConnection>(&self, connection: C) -> Watched<C> {
+        let waker = Arc::new(AtomicWaker::new());
+        {
+            let mut connections = self
+                .shared
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Forget closed connections now and then: amortised, the list stays within twice
+            // the number open.
+            if connections.len() >= 64 && connections.len().is_power_of_two() {
+                connections.retain(|waker| waker.strong_count() > 0);
+            }
+            connections.push(Arc::downgrade(&waker));
+        }
+        Watched {
+            connection,
+            waker,
+            shared: Arc::clone(&self.shared),
+            _live: self.live.clone(),
+            state: State::Fresh,
+        }
+    }
+
+    /// Tells every connection to finish and close; completes when they all have.
+    pub(crate) async fn shutdown(self) {
+        let Self {
+            shared,
+            live,
+            mut closed,
+        } = self;
+        shared.stopping.store(true, Ordering::Release);
+        let wakers: Vec<_> = shared
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .filter_map(|waker| waker.upgrade())
+            .collect();
+        for waker in wakers {
+            waker.wake();
+        }
+        drop(live);
+        // Nothing is ever sent: `None` once every connection's sender is gone.
+        let _ = closed.recv().await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Fresh,
+    Watching,
+    Told,
+}
+
+pin_project! {
+    /// A connection under a [`Drain`].
+    pub(crate) struct Watched<C> {
+        #[pin]
+        connection: C,
+        waker: Arc<AtomicWaker>,
+        shared: Arc<Shared>,
+        _live: mpsc::Sender<()>,
+        state: State,
+    }
+}
+
+impl<C: GracefulConnection> Future for Watched<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let mut this = self.project();
+        if *this.state != State::Told {
+            if *this.state == State::Fresh {
+                // Before the first look at the flag, so a shutdown after it still wakes us.
+                this.waker.register(cx.waker());
+                *this.state = State::Watching;
+            }
+            if this.shared.stopping.load(Ordering::Acquire) {
+                this.connection.as_mut().graceful_shutdown();
+                *this.state = State::Told;
+            }
+        }
+        this.connection.poll(cx)
+    }
+}
