@@ -126,6 +126,15 @@ impl Deadline {
         self.slot.due.store(nanos, Ordering::Release);
     }
 
+    /// Makes the deadline due `after` from the wheel's (coarse) now.
+    pub fn arm_after(&self, after: Duration) {
+        self.arm(self.wheel_now() + after);
+    }
+
+    fn wheel_now(&self) -> Instant {
+        self.wheel.origin + Duration::from_nanos(self.wheel.now.load(Ordering::Acquire))
+    }
+
     /// Makes the deadline never due.
     pub fn disarm(&self) {
         self.slot.due.store(DISARMED, Ordering::Release);
@@ -146,12 +155,19 @@ impl Deadline {
         }
     }
 
+    /// Has the ticker wake `waker` whenever the deadline is due, until another is registered:
+    /// for a task that checks [`Deadline::is_due`] on every poll and keeps its waker.
+    pub fn register(&self, waker: &std::task::Waker) {
+        self.slot.waker.register(waker);
+    }
+
     /// Completes when [`Deadline::poll_due`] would be ready.
     pub async fn due(&self) {
         poll_fn(|cx| self.poll_due(cx)).await;
     }
 
-    fn is_due(&self) -> bool {
+    /// Whether the deadline is armed and the wheel's clock has passed it.
+    pub fn is_due(&self) -> bool {
         self.slot.due.load(Ordering::Acquire) <= self.wheel.now.load(Ordering::Acquire)
     }
 }

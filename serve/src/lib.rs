@@ -7,15 +7,15 @@
 //!   one socket's connections out to several single-threaded runtimes.
 //! - [`signal`] completes on SIGINT or SIGTERM.
 //! - [`Limits`] bounds what a slow or hostile client can hold: header read time and size.
-//! - [`deadlines`]: coarse timeouts that cost an atomic store per request; hyper's header-read
-//!   timeout runs on them through [`conn_timer`]. `conn_service` calls a connection's tower
-//!   service in place; `drain` tells connections to finish when shutdown starts.
+//! - [`deadlines`]: coarse timeouts that cost an atomic store per request; `head_timeout`, the
+//!   slowloris guard, runs on them. `conn_service` calls a connection's tower service in place;
+//!   `drain` tells connections to finish when shutdown starts.
 
 pub mod accept;
 mod conn_service;
-pub mod conn_timer;
 pub mod deadlines;
 mod drain;
+mod head_timeout;
 
 pub use accept::{Accept, Handoff, Spreader};
 pub use deadlines::{Deadline, Deadlines};
@@ -27,11 +27,14 @@ use hyper::{Request, Response, body::Incoming, server::conn::http1};
 use hyper_util::rt::TokioIo;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
+use head_timeout::HeadClock;
+
 /// Per-connection limits against slow or oversized clients.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// How long a client may take to send a request's headers (slowloris guard). hyper answers
-    /// 408 and closes the connection when it runs out.
+    /// How long a client may take to send a request's headers, counted from when the connection
+    /// opens or its previous response is done (slowloris guard; also how long an idle
+    /// keep-alive connection stays open). Past it the connection is closed, without an answer.
     pub header_read_timeout: Duration,
     /// Largest request head hyper accepts (request line plus headers), in bytes; past it, 431.
     pub max_header_bytes: usize,
@@ -99,18 +102,18 @@ pub async fn serve<S, B>(
             local: stream.local_addr().unwrap_or(remote),
             connection_id: next_connection_id,
         };
+        let clock = HeadClock::start(deadlines.lease(), limits.header_read_timeout);
+        // No timer for hyper: the header-read timeout is ours (`head_timeout`).
         let conn = http1::Builder::new()
-            .timer(conn_timer::ConnTimer::new(&deadlines))
-            .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes.max(8192))
             // Responses here are mostly small: one copy into the head's buffer and a plain
             // write are cheaper than a vectored write of several pieces.
             .writev(false)
             .serve_connection(
                 TokioIo::new(stream),
-                conn_service::ConnService::new(service.clone(), peer),
+                conn_service::ConnService::new(service.clone(), peer, clock.clone()),
             );
-        let conn = drain.watch(conn);
+        let conn = head_timeout::Guarded::new(drain.watch(conn), clock);
         tokio::spawn(
             async move {
                 if let Err(error) = conn.await {

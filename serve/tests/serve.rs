@@ -245,3 +245,78 @@ async fn a_service_that_is_not_ready_yet_is_waited_for() {
     stop.send(()).expect("server running");
     server.await.expect("server stopped");
 }
+
+/// A server whose service reads the whole request body, then answers with its length.
+async fn start_reading_bodies(header_read_timeout: Duration) -> std::net::SocketAddr {
+    use http_body_util::BodyExt;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding loopback");
+    let addr = listener.local_addr().expect("bound address");
+    let service = tower::service_fn(|req: Request<Incoming>| async move {
+        let length = req
+            .into_body()
+            .collect()
+            .await
+            .map_or(0, |body| body.to_bytes().len());
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(length.to_string()))))
+    });
+    tokio::spawn(serve::serve(
+        listener,
+        service,
+        serve::Limits {
+            header_read_timeout,
+            ..Default::default()
+        },
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
+    addr
+}
+
+#[tokio::test]
+async fn a_slow_request_body_is_not_cut_off_by_the_header_timeout() {
+    let addr = start_reading_bodies(Duration::from_millis(300)).await;
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    // The head is in; the body takes more than twice the header timeout to finish.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sock.write_all(b"world").await.unwrap();
+    let mut answer = [0u8; 512];
+    let n = tokio::io::AsyncReadExt::read(&mut sock, &mut answer)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\n10"), "{text:?}");
+}
+
+#[tokio::test]
+async fn the_header_timeout_starts_again_after_each_response() {
+    let addr = start_reading_bodies(Duration::from_secs(1)).await;
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Each head comes half the timeout after the previous response: past the timeout counted
+    // from the connection's start by the second, within it counted from each response.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let n = tokio::io::AsyncReadExt::read(&mut sock, &mut answer)
+            .await
+            .unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "answered");
+    }
+    // Then half a head and silence: the connection is closed.
+    sock.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest);
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server closed the stalled connection")
+        .unwrap();
+    assert!(rest.is_empty(), "no answer to a stalled head: {rest:?}");
+}

@@ -39,7 +39,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioTimer},
 };
-use serve::Deadlines;
+use serve::{Deadline, Deadlines};
 use tracing::{debug, warn};
 
 use crate::{
@@ -74,6 +74,9 @@ pub struct Proxy {
     /// The last client address and its text for `x-forwarded-for`. Each connection has its own
     /// copy of the service, so this is that client's address, formatted once.
     forwarded_for: Option<(IpAddr, HeaderValue)>,
+    /// This copy's response-header deadline, reused request after request (a connection's
+    /// requests come one at a time); a call while it is still held leases another.
+    deadline: Option<Arc<Deadline>>,
 }
 
 #[derive(Debug)]
@@ -102,6 +105,7 @@ impl Proxy {
                 deadlines: Deadlines::start(Deadlines::resolution_for(timeout)),
             }),
             forwarded_for: None,
+            deadline: None,
         }
     }
 
@@ -163,19 +167,37 @@ impl tower::Service<Request<Body>> for Proxy {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let request = self.rewrite(request);
+        let deadline = match &self.deadline {
+            Some(deadline) if Arc::strong_count(deadline) == 1 => Arc::clone(deadline),
+            _ => Arc::clone(self.deadline.insert(Arc::new(self.inner.deadlines.lease()))),
+        };
+        deadline.arm_after(self.inner.response_header_timeout);
+        let deadline = Armed(deadline);
         let inner = self.inner.clone();
         Box::pin(async move {
             Ok(inner
-                .forward(request)
+                .forward(request, &deadline.0)
                 .await
                 .unwrap_or_else(ProxyError::into_response))
         })
     }
 }
 
+/// An armed deadline, disarmed when the request no longer waits on it.
+struct Armed(Arc<Deadline>);
+
+impl Drop for Armed {
+    fn drop(&mut self) {
+        self.0.disarm();
+    }
+}
+
 impl Inner {
-    async fn forward(&self, request: Request<Body>) -> Result<Response<Body>, ProxyError> {
-        let deadline = self.deadlines.after(self.response_header_timeout);
+    async fn forward(
+        &self,
+        request: Request<Body>,
+        deadline: &Deadline,
+    ) -> Result<Response<Body>, ProxyError> {
         let sent = tokio::select! {
             biased;
             sent = self.pool.send(request) => Ok(sent),

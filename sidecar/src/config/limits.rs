@@ -16,7 +16,9 @@ pub struct LimitsConfig {
     /// From sending the request to the upstream's response headers (then 504 `response_timeout`).
     #[serde(with = "crate::duration")]
     pub response_header_timeout: Duration,
-    /// How long a client may take to send its request headers (slowloris guard; then 408).
+    /// How long a client may take to send each request head, counted from when the connection
+    /// opens or the previous response is done (slowloris guard, and the keep-alive idle time;
+    /// then the connection is closed without an answer, as nginx does).
     #[serde(with = "crate::duration")]
     pub header_read_timeout: Duration,
     /// Largest request head accepted from a client, in bytes (then 431).
