@@ -121,6 +121,9 @@ pids+=("$nginx_pid")
 wait_for "http://127.0.0.1:$nginx_port/hello" nginx
 nginx_pids="$nginx_pid $(ps -o pid= --ppid "$nginx_pid" | tr '\n' ' ')"
 
+# Busy CPU ticks of the whole machine (user, nice, system, irq, softirq).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
 # CPU ticks (user + system, all threads) of the processes in "$@".
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
 
@@ -135,21 +138,24 @@ run() { # round scenario target port pids [lua]
     local out="$work/$round-$scenario-$target.wrk"
     echo "== round $round: wrk $scenario via $target: $connections connections, $threads threads, ${duration}s" >&2
     [[ $round == 1 ]] && wrk -t"$threads" -c"$connections" -d2s "${script[@]}" "$url" >/dev/null # warm-up
-    local before after
-    before=$(ticks "${procs[@]}")
+    local before after upstream_before upstream_after machine_before machine_after
+    before=$(ticks "${procs[@]}") upstream_before=$(ticks "$upstream_pid") machine_before=$(machine_ticks)
     wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "${script[@]}" "$url" >"$out"
-    after=$(ticks "${procs[@]}")
+    after=$(ticks "${procs[@]}") upstream_after=$(ticks "$upstream_pid") machine_after=$(machine_ticks)
     cat "$out" >&2
     if grep -q -e "Non-2xx" -e "Socket errors" "$out"; then
         die "$scenario via $target: errors under load (see above)"
     fi
-    local rps p50 p99 requests cpu
+    local rps p50 p99 requests cpu upstream_cpu machine_cpu
     rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
     p50=$(wrk_ms 50% <"$out")
     p99=$(wrk_ms 99% <"$out")
     requests=$(awk '/requests in/ { print $1 }' "$out")
-    cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
-    echo "$scenario $target $rps $p50 $p99 $cpu" >>"$work/runs"
+    per_request() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }'; }
+    cpu=$(per_request $((after - before)))
+    upstream_cpu=$(per_request $((upstream_after - upstream_before)))
+    machine_cpu=$(per_request $((machine_after - machine_before)))
+    echo "$scenario $target $rps $p50 $p99 $cpu $upstream_cpu $machine_cpu" >>"$work/runs"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -171,7 +177,7 @@ done
 for scenario in get post; do
     for target in direct sidecar nginx; do
         pick() { awk -v s="$scenario" -v t="$target" -v c="$1" '$1 == s && $2 == t { print $c }' "$work/runs" | median; }
-        echo "$scenario $target $(pick 3) $(pick 4) $(pick 5) $(pick 6)" >>"$work/results"
+        echo "$scenario $target $(pick 3) $(pick 4) $(pick 5) $(pick 6) $(pick 7) $(pick 8)" >>"$work/results"
     done
 done
 
@@ -182,11 +188,12 @@ peak_kib=$(awk '/^VmHWM:/ { print $2 }' "/proc/$sidecar_pid/status")
 echo
 echo "sidecar vs direct vs nginx: $connections connections, $threads wrk threads, ${duration}s per run,"
 echo "median of $rounds interleaved rounds; $workers workers each; $(nproc) cores, $(uname -m); load average before: $load_before"
-echo "cpu us/req: user + system CPU of the server under test (the upstream for direct) per request"
-printf "%-30s %10s %9s %9s %11s\n" "scenario" "req/s" "p50 ms" "p99 ms" "cpu us/req"
-while read -r scenario target rps p50 p99 cpu; do
+echo "cpu us/req: user + system CPU of the server under test (the upstream for direct) per request;"
+echo "upstream: the upstream's, machine: every process's and the kernel's, per request"
+printf "%-30s %10s %9s %9s %11s %9s %8s\n" "scenario" "req/s" "p50 ms" "p99 ms" "cpu us/req" "upstream" "machine"
+while read -r scenario target rps p50 p99 cpu upstream_cpu machine_cpu; do
     case "$scenario" in get) what="GET /hello" ;; post) what="POST /echo (1 KiB)" ;; esac
-    printf "%-30s %10s %9s %9s %11s\n" "$what via $target" "$rps" "$p50" "$p99" "$cpu"
+    printf "%-30s %10s %9s %9s %11s %9s %8s\n" "$what via $target" "$rps" "$p50" "$p99" "$cpu" "$upstream_cpu" "$machine_cpu"
 done <"$work/results"
 echo
 awk '{ rps[$1 " " $2] = $3; p99[$1 " " $2] = $5; cpu[$1 " " $2] = $6 } END {

@@ -10,15 +10,18 @@
 //! - [`deadlines`]: coarse timeouts that cost an atomic store per request; `head_timeout`, the
 //!   slowloris guard, runs on them. `conn_service` calls a connection's tower service in place;
 //!   `drain` tells connections to finish when shutdown starts.
+//! - [`Socket`]: a TCP stream that sends without glibc's per-call cancellation bookkeeping.
 
 pub mod accept;
 mod conn_service;
 pub mod deadlines;
 mod drain;
 mod head_timeout;
+pub mod socket;
 
 pub use accept::{Accept, Handoff, Spreader};
 pub use deadlines::{Deadline, Deadlines};
+pub use socket::Socket;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::pin, time::Duration};
 
@@ -110,7 +113,7 @@ pub async fn serve<S, B>(
             // write are cheaper than a vectored write of several pieces.
             .writev(false)
             .serve_connection(
-                TokioIo::new(stream),
+                TokioIo::new(Socket::new(stream)),
                 conn_service::ConnService::new(service.clone(), peer, clock.clone()),
             );
         let conn = head_timeout::Guarded::new(drain.watch(conn), clock);

@@ -21,10 +21,8 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, Method, request};
 use http_body::Body as _;
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use serve::Socket;
+use tokio::net::TcpStream;
 
 use super::{
     framing::{self, FramingError, Piece},
@@ -59,7 +57,7 @@ pub enum ExchangeError {
 /// An open connection.
 #[derive(Debug)]
 pub struct Conn {
-    io: TcpStream,
+    io: Socket,
     /// Bytes `start..end` of `buf` are read and not yet used.
     buf: Vec<u8>,
     start: usize,
@@ -73,7 +71,7 @@ pub struct Conn {
 impl Conn {
     pub fn new(io: TcpStream) -> Self {
         Self {
-            io,
+            io: Socket::new(io),
             buf: vec![0; READ_CHUNK],
             start: 0,
             end: 0,
@@ -90,12 +88,12 @@ impl Conn {
             return false;
         }
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        match self.io.poll_read_ready(&mut cx) {
+        match self.io.stream().poll_read_ready(&mut cx) {
             Poll::Pending => true,
             Poll::Ready(Err(_)) => false,
             Poll::Ready(Ok(())) => {
                 let mut probe = [0u8; 1];
-                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                matches!(self.io.stream().try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
         }
     }
@@ -196,7 +194,7 @@ impl Conn {
             }
             sending.hold_head = false;
             if sending.written < self.out.len() {
-                match Pin::new(&mut self.io).poll_write(cx, &self.out[sending.written..]) {
+                match self.io.poll_send(cx, &self.out[sending.written..]) {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(self.closed(io::ErrorKind::WriteZero.into())));
                     }
@@ -289,10 +287,8 @@ impl Conn {
                 self.buf.resize((self.buf.len() * 2).min(max), 0);
             }
         }
-        let mut read = ReadBuf::new(&mut self.buf[self.end..]);
-        match Pin::new(&mut self.io).poll_read(cx, &mut read) {
-            Poll::Ready(Ok(())) => {
-                let n = read.filled().len();
+        match self.io.poll_recv(cx, &mut self.buf[self.end..]) {
+            Poll::Ready(Ok(n)) => {
                 self.end += n;
                 Poll::Ready(Ok(n))
             }
