@@ -53,6 +53,29 @@ async fn start_with(
     (base, tx, server)
 }
 
+/// Sends `GET /` on `sock` and checks the answer is a 200.
+async fn get_on(sock: &mut tokio::net::TcpStream) {
+    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request sent");
+    let mut answer = [0u8; 512];
+    let n = tokio::io::AsyncReadExt::read(sock, &mut answer)
+        .await
+        .expect("answer read");
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "answered");
+}
+
+/// What the server still sends before it closes `sock`; fails if it keeps it open 10 s.
+async fn read_until_closed(sock: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut rest = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(sock, &mut rest);
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server closed the connection")
+        .expect("connection read to its end");
+    rest
+}
+
 #[tokio::test]
 async fn in_flight_request_completes_after_shutdown_starts() {
     let (base, stop, server) = start(Duration::from_secs(5)).await;
@@ -89,26 +112,14 @@ async fn idle_keep_alive_connections_are_closed_at_shutdown_not_waited_for() {
     let mut sock = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
         .await
         .unwrap();
-    sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = [0u8; 512];
-    let n = tokio::io::AsyncReadExt::read(&mut sock, &mut answer)
-        .await
-        .unwrap();
-    assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "answered");
+    get_on(&mut sock).await;
     // The connection is now idle, kept alive. Shutdown must close it, not wait 60 s for it.
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server)
         .await
         .expect("serve returned without waiting out the grace period")
         .unwrap();
-    let mut rest = Vec::new();
-    let read = tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest);
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("the server closed the idle connection")
-        .unwrap();
+    read_until_closed(&mut sock).await;
 }
 
 #[tokio::test]
@@ -301,22 +312,10 @@ async fn the_header_timeout_starts_again_after_each_response() {
     // from the connection's start by the second, within it counted from each response.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = [0u8; 512];
-        let n = tokio::io::AsyncReadExt::read(&mut sock, &mut answer)
-            .await
-            .unwrap();
-        assert!(answer[..n].starts_with(b"HTTP/1.1 200"), "answered");
+        get_on(&mut sock).await;
     }
     // Then half a head and silence: the connection is closed.
     sock.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-    let mut rest = Vec::new();
-    let read = tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut rest);
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("the server closed the stalled connection")
-        .unwrap();
+    let rest = read_until_closed(&mut sock).await;
     assert!(rest.is_empty(), "no answer to a stalled head: {rest:?}");
 }
