@@ -72,11 +72,6 @@ impl Deadlines {
         (shortest / 16).clamp(Duration::from_millis(1), Duration::from_millis(100))
     }
 
-    /// The clock as of the last tick: at most one tick behind [`Instant::now`].
-    pub fn now(&self) -> Instant {
-        self.0.origin + Duration::from_nanos(self.0.now.load(Ordering::Acquire))
-    }
-
     /// A disarmed deadline.
     pub fn lease(&self) -> Deadline {
         let recycled = self
@@ -102,13 +97,6 @@ impl Deadlines {
             wheel: Arc::clone(&self.0),
         }
     }
-
-    /// A deadline armed `after` from now.
-    pub fn after(&self, after: Duration) -> Deadline {
-        let deadline = self.lease();
-        deadline.arm(self.now() + after);
-        deadline
-    }
 }
 
 /// One leased slot of a [`Deadlines`] wheel. Dropping it gives the slot back.
@@ -119,20 +107,12 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// Makes the deadline due at `at`.
-    pub fn arm(&self, at: Instant) {
-        let nanos = u64::try_from(at.saturating_duration_since(self.wheel.origin).as_nanos())
-            .unwrap_or(DISARMED - 1);
-        self.slot.due.store(nanos, Ordering::Release);
-    }
-
-    /// Makes the deadline due `after` from the wheel's (coarse) now.
+    /// Makes the deadline due `after` from the wheel's clock (as of its last tick, so early by
+    /// up to a tick).
     pub fn arm_after(&self, after: Duration) {
-        self.arm(self.wheel_now() + after);
-    }
-
-    fn wheel_now(&self) -> Instant {
-        self.wheel.origin + Duration::from_nanos(self.wheel.now.load(Ordering::Acquire))
+        let now = self.wheel.now.load(Ordering::Acquire);
+        let due = now.saturating_add(nanos(after)).min(DISARMED - 1);
+        self.slot.due.store(due, Ordering::Release);
     }
 
     /// Makes the deadline never due.
@@ -187,6 +167,11 @@ impl Drop for Deadline {
     }
 }
 
+/// `duration` in the wheel's units, short of [`DISARMED`].
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).map_or(DISARMED - 1, |n| n.min(DISARMED - 1))
+}
+
 /// Advances the clock every `resolution` and wakes every slot that is due.
 async fn tick(wheel: Weak<Wheel>, resolution: Duration) {
     let mut interval = tokio::time::interval(resolution);
@@ -195,7 +180,7 @@ async fn tick(wheel: Weak<Wheel>, resolution: Duration) {
     loop {
         interval.tick().await;
         let Some(wheel) = wheel.upgrade() else { return };
-        let now = u64::try_from(wheel.origin.elapsed().as_nanos()).unwrap_or(DISARMED - 1);
+        let now = nanos(wheel.origin.elapsed());
         wheel.now.store(now, Ordering::Release);
         {
             let mut slots = wheel.slots.lock().unwrap_or_else(PoisonError::into_inner);
@@ -221,11 +206,21 @@ mod tests {
 
     const TICK: Duration = Duration::from_millis(5);
 
+    fn armed(deadlines: &Deadlines, after: Duration) -> Deadline {
+        let deadline = deadlines.lease();
+        deadline.arm_after(after);
+        deadline
+    }
+
+    fn clock(deadlines: &Deadlines) -> Instant {
+        deadlines.0.origin + Duration::from_nanos(deadlines.0.now.load(Ordering::Acquire))
+    }
+
     #[tokio::test]
     async fn an_armed_deadline_fires_within_a_tick() {
         let deadlines = Deadlines::start(TICK);
         let started = Instant::now();
-        deadlines.after(Duration::from_millis(50)).due().await;
+        armed(&deadlines, Duration::from_millis(50)).due().await;
         let waited = started.elapsed();
         // Armed from the coarse clock, which lags by up to a tick: early by at most a tick.
         assert!(waited >= Duration::from_millis(50) - TICK, "{waited:?}");
@@ -234,7 +229,7 @@ mod tests {
     #[tokio::test]
     async fn a_disarmed_deadline_never_fires() {
         let deadlines = Deadlines::start(TICK);
-        let deadline = deadlines.after(Duration::from_millis(10));
+        let deadline = armed(&deadlines, Duration::from_millis(10));
         deadline.disarm();
         let fired = tokio::time::timeout(Duration::from_millis(100), deadline.due()).await;
         assert!(fired.is_err(), "a disarmed deadline fired");
@@ -243,8 +238,8 @@ mod tests {
     #[tokio::test]
     async fn rearming_moves_the_deadline() {
         let deadlines = Deadlines::start(TICK);
-        let deadline = deadlines.after(Duration::from_secs(3600));
-        deadline.arm(Instant::now() + Duration::from_millis(20));
+        let deadline = armed(&deadlines, Duration::from_secs(3600));
+        deadline.arm_after(Duration::from_millis(20));
         tokio::time::timeout(Duration::from_secs(5), deadline.due())
             .await
             .expect("the moved deadline fired");
@@ -254,7 +249,7 @@ mod tests {
     async fn slots_are_recycled_and_dropped_when_unused() {
         let deadlines = Deadlines::start(TICK);
         for _ in 0..100 {
-            let deadline = deadlines.after(Duration::from_secs(1));
+            let deadline = armed(&deadlines, Duration::from_secs(1));
             drop(deadline);
         }
         assert_eq!(
@@ -271,11 +266,11 @@ mod tests {
     #[tokio::test]
     async fn the_clock_follows_real_time() {
         let deadlines = Deadlines::start(TICK);
-        let before = deadlines.now();
+        let before = clock(&deadlines);
         tokio::time::sleep(Duration::from_millis(30)).await;
-        assert!(deadlines.now() > before, "the clock did not move");
+        assert!(clock(&deadlines) > before, "the clock did not move");
         // A tick behind on an idle machine; the bound leaves room for a loaded one.
-        let lag = Instant::now() - deadlines.now();
+        let lag = Instant::now() - clock(&deadlines);
         assert!(lag < Duration::from_millis(500), "{lag:?}");
     }
 }

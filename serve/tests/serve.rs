@@ -32,10 +32,8 @@ async fn start_with(
     grace: Duration,
     header_read_timeout: Duration,
 ) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binding loopback");
-    let base = format!("http://{}", listener.local_addr().expect("bound address"));
+    let (listener, addr) = bind().await;
+    let base = format!("http://{addr}");
     let (tx, rx) = oneshot::channel::<()>();
     let limits = serve::Limits {
         header_read_timeout,
@@ -51,6 +49,15 @@ async fn start_with(
         grace,
     ));
     (base, tx, server)
+}
+
+/// A listening socket on a free loopback port.
+async fn bind() -> (TcpListener, std::net::SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding loopback");
+    let addr = listener.local_addr().expect("bound address");
+    (listener, addr)
 }
 
 /// Sends `GET /` on `sock` and checks the answer is a 200.
@@ -131,14 +138,7 @@ async fn client_that_never_finishes_its_headers_is_cut_off() {
     sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut buf),
-    );
-    read.await
-        .expect("the server closes a slow client's connection")
-        .unwrap();
+    let buf = read_until_closed(&mut sock).await;
     let text = String::from_utf8_lossy(&buf);
     assert!(
         text.is_empty() || text.starts_with("HTTP/1.1 408"),
@@ -148,10 +148,8 @@ async fn client_that_never_finishes_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn spreader_deals_connections_in_turn_and_closes_the_socket_when_stopped() {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binding loopback");
-    let base = format!("http://{}", listener.local_addr().expect("bound address"));
+    let (listener, addr) = bind().await;
+    let base = format!("http://{addr}");
     let (spreader, handoffs) = serve::Spreader::new(listener, 2);
     let (stop, stopped) = oneshot::channel::<()>();
     let acceptor = tokio::spawn(spreader.run(async move {
@@ -229,10 +227,8 @@ impl tower::Service<Request<Incoming>> for ReadyLater {
 
 #[tokio::test]
 async fn a_service_that_is_not_ready_yet_is_waited_for() {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binding loopback");
-    let base = format!("http://{}", listener.local_addr().expect("bound address"));
+    let (listener, addr) = bind().await;
+    let base = format!("http://{addr}");
     let service = ReadyLater {
         pending: std::sync::Arc::new(3.into()),
         ready: false,
@@ -260,10 +256,7 @@ async fn a_service_that_is_not_ready_yet_is_waited_for() {
 /// A server whose service reads the whole request body, then answers with its length.
 async fn start_reading_bodies(header_read_timeout: Duration) -> std::net::SocketAddr {
     use http_body_util::BodyExt;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binding loopback");
-    let addr = listener.local_addr().expect("bound address");
+    let (listener, addr) = bind().await;
     let service = tower::service_fn(|req: Request<Incoming>| async move {
         let length = req
             .into_body()

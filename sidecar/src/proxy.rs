@@ -131,28 +131,28 @@ impl Proxy {
         }
         if let Some(peer) = parts.extensions.get::<serve::Peer>() {
             let ip = peer.remote.ip();
-            match parts.headers.get(X_FORWARDED_FOR) {
-                Some(previous) => {
-                    let value = forwarded_for(Some(previous), ip);
-                    parts.headers.insert(X_FORWARDED_FOR, value);
-                }
-                None => {
-                    let value = match &self.forwarded_for {
-                        Some((cached, value)) if *cached == ip => value.clone(),
-                        _ => {
-                            let value = forwarded_for(None, ip);
-                            self.forwarded_for = Some((ip, value.clone()));
-                            value
-                        }
-                    };
-                    parts.headers.insert(X_FORWARDED_FOR, value);
-                }
-            }
+            let value = match parts.headers.get(X_FORWARDED_FOR) {
+                Some(previous) => forwarded_for(Some(previous), ip),
+                None => self.client_address(ip),
+            };
+            parts.headers.insert(X_FORWARDED_FOR, value);
         }
         parts
             .headers
             .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         Request::from_parts(parts, body)
+    }
+
+    /// `ip` as the value of a fresh `x-forwarded-for`, formatted once per client address.
+    fn client_address(&mut self, ip: IpAddr) -> HeaderValue {
+        match &self.forwarded_for {
+            Some((cached, value)) if *cached == ip => value.clone(),
+            _ => self
+                .forwarded_for
+                .insert((ip, forwarded_for(None, ip)))
+                .1
+                .clone(),
+        }
     }
 }
 
