@@ -10,6 +10,23 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The library's flags plus the binary's own.
+#[derive(clap::Parser)]
+#[command(
+    name = "sidecar",
+    version,
+    about = "A reverse proxy that measures RED metrics per route."
+)]
+struct Args {
+    #[command(flatten)]
+    cli: sidecar::Cli,
+    /// Load and validate the configuration (flags, TOML file, route templates; every plugin
+    /// compiled and started once), print a one-line summary and exit without listening:
+    /// status 0 when it is valid, 1 with the error otherwise.
+    #[arg(long)]
+    check_config: bool,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -18,7 +35,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = sidecar::Cli::parse();
+    let Args { cli, check_config } = Args::parse();
+    if check_config {
+        // A dry run for deployment checks: the summary on stdout, an error exits 1 via main.
+        println!("{}", cli.check_config()?);
+        return Ok(());
+    }
     let config = sidecar::Config::load(&cli)?;
     let proxy = TcpListener::bind(cli.listen)
         .await

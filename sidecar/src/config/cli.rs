@@ -1,8 +1,14 @@
 //! The command-line flags: what differs between deployments (listen address, upstream, admin
 //! address, config file path), each with an environment fallback and a default that works
-//! locally. [`super::Config::load`] turns them into a configuration.
+//! locally. [`super::Config::load`] turns them into a configuration. [`Cli::check_config`] is
+//! that load as a dry run: the binary's `--check-config` flag (declared next to these in
+//! `main.rs`, so code that builds a `Cli` needs no new field) runs it, and deployment checks
+//! (the Helm chart's rendered TOML) use it to validate a configuration with the sidecar's own
+//! loaders.
 
 use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::Context;
 
 /// Command-line flags. Each has an environment fallback and a default that works locally.
 #[derive(Clone, Debug, clap::Parser)]
@@ -28,4 +34,39 @@ pub struct Cli {
     /// TOML file with routes, limits, metric options and plugins (optional).
     #[arg(long, env = "SIDECAR_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The dry run behind the binary's `--check-config`: everything start-up checks before it binds, using
+    /// the same loaders (the OpenAPI document is not fetched: it needs the upstream).
+    ///
+    /// # Errors
+    /// The first problem start-up would report: upstream URL, file, key, route template, plugin.
+    pub fn check_config(&self) -> anyhow::Result<String> {
+        let config = super::Config::load(self)?;
+        crate::reload::route_table(&config.file, &[]).context("building the route table")?;
+        let plugins = crate::wasm::PluginSet::resolve(&config.file.plugins, self.config.as_deref());
+        let mut registry = prometheus_client::registry::Registry::default();
+        let runtime = crate::wasm::WasmRuntime::new(&mut registry, None)
+            .context("starting the wasm runtime")?;
+        crate::wasm::PluginSet::load(runtime, &plugins, None).context("loading plugins")?;
+        let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
+        let openapi = config
+            .file
+            .openapi
+            .as_ref()
+            .map_or("off".to_owned(), |o| o.url_path.clone());
+        Ok(format!(
+            "sidecar: configuration OK: file {}, listen {}, admin {}, upstream {}, {} configured routes, openapi {}, plugins [{}]",
+            self.config
+                .as_deref()
+                .map_or("none".into(), |p| p.display().to_string()),
+            self.listen,
+            self.admin_listen,
+            config.upstream,
+            config.file.routes.len(),
+            openapi,
+            names.join(", "),
+        ))
+    }
 }

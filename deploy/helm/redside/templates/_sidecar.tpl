@@ -1,0 +1,59 @@
+{{/* The sidecar container, the same in both variants (the caller adds restartPolicy or preStop). */}}
+{{- define "redside.sidecarContainer" -}}
+- name: sidecar
+  image: "{{ .Values.sidecar.image.repository }}:{{ .Values.sidecar.image.tag | default .Chart.AppVersion }}"
+  imagePullPolicy: {{ .Values.sidecar.image.pullPolicy }}
+  args:
+    - --listen=0.0.0.0:{{ .Values.sidecar.port }}
+    - --upstream=http://127.0.0.1:{{ .Values.api.port }}
+    - --admin-listen=0.0.0.0:{{ .Values.sidecar.adminPort }}
+    - --config=/etc/redside/config/sidecar.toml
+  env:
+    - name: RUST_LOG
+      value: {{ .Values.sidecar.logLevel | quote }}
+    {{- with .Values.sidecar.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  ports:
+    - name: http
+      containerPort: {{ .Values.sidecar.port }}
+      protocol: TCP
+    - name: admin
+      containerPort: {{ .Values.sidecar.adminPort }}
+      protocol: TCP
+  # /healthz only says the process is up: a native sidecar must start before the API, so its
+  # startup cannot wait for the upstream. /readyz (the API accepts connections) gates traffic.
+  startupProbe:
+    httpGet:
+      path: /healthz
+      port: admin
+    periodSeconds: 1
+    failureThreshold: 30
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: admin
+    periodSeconds: 10
+    timeoutSeconds: 3
+    failureThreshold: 3
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: admin
+    periodSeconds: 5
+    timeoutSeconds: 3
+    failureThreshold: 2
+  resources:
+    {{- toYaml .Values.sidecar.resources | nindent 4 }}
+  securityContext:
+    {{- include "redside.containerSecurityContext" . | nindent 4 }}
+  volumeMounts:
+    - name: config
+      mountPath: /etc/redside/config
+      readOnly: true
+    - name: plugins
+      mountPath: /etc/redside/plugins
+      readOnly: true
+    - name: tmp
+      mountPath: /tmp
+{{- end }}
