@@ -269,6 +269,12 @@ def main():
     check_sources(by_kind, config_maps, out, fail)
     for binary, paths in used.items():
         (out / f"{binary}-paths").write_text("\n".join(sorted(paths)) + "\n")
+    # The containers' own arguments, for deploy/check to hand to the binaries (the sidecar's
+    # --config pointed at the extracted copy).
+    (out / "api-args").write_text("\n".join(api.get("args", [])) + "\n")
+    (out / "sidecar-args").write_text("\n".join(
+        f"--config={out / 'config' / 'sidecar.toml'}" if a.startswith("--config=") else a
+        for a in sidecar.get("args", [])) + "\n")
     (out / "crs.json").write_text(json.dumps([d for d in docs if d["kind"] in CRD_KINDS]))
     return finish(len(docs), native)
 
