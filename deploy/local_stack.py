@@ -111,10 +111,10 @@ class LocalStack:
         wait_ok(f"http://127.0.0.1:{port}/readyz")
         return port
 
-    def sidecar(self, upstream_port, config):
+    def sidecar(self, upstream_port, config, binary=ROOT / "target/debug/sidecar"):
         """Starts the sidecar in front of the api; returns (proxy port, admin port)."""
         proxy, admin = free_port(), free_port()
-        self.start([ROOT / "target/debug/sidecar", f"--listen=127.0.0.1:{proxy}",
+        self.start([binary, f"--listen=127.0.0.1:{proxy}",
                     f"--upstream=http://127.0.0.1:{upstream_port}", f"--admin-listen=127.0.0.1:{admin}",
                     f"--config={config}"], "sidecar", env=self.env)
         wait_ok(f"http://127.0.0.1:{admin}/readyz")

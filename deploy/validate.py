@@ -244,10 +244,17 @@ def main():
             fail("the PodDisruptionBudget does not select the pods")
     for np in by_kind.get("NetworkPolicy", []):
         if selects(np["spec"]["podSelector"]["matchLabels"], pod_labels):
+            allowed = {}  # port -> peers (None: everyone)
             for rule in np["spec"]["ingress"]:
                 for p in rule["ports"]:
                     if p["port"] not in ports:
                         fail(f"NetworkPolicy port {p['port']} is no container port")
+                    allowed[p["port"]] = rule.get("from")
+            # Prometheus (the admin port's peers) must reach every port a monitor scrapes.
+            for port in ["http"] if by_kind.get("PodMonitor") or by_kind.get("ServiceMonitor") else []:
+                peers = allowed.get(port)
+                if peers is not None and not all(p in peers for p in allowed.get("admin") or []):
+                    fail(f"NetworkPolicy keeps Prometheus from the {port} port it scrapes the API on")
     for monitor in by_kind.get("PodMonitor", []) + by_kind.get("ServiceMonitor", []):
         selector = monitor["spec"]["selector"]["matchLabels"]
         if monitor["kind"] == "PodMonitor":
