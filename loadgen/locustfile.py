@@ -1,4 +1,4 @@
-"""Locust scenarios for Redside: the seed's CRUD mix against the sidecar.
+"""Locust scenarios for Redside: the teaching stack's CRUD mix against the sidecar.
 
     .stack/venv/bin/locust -f loadgen/locustfile.py --host http://127.0.0.1:8080 \
         --headless -u 20 -r 5 -t 60s --csv .stack/locust --only-summary

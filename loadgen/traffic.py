@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Bounded sample traffic for the Redside stack, Python standard library only.
 
-Runs the seed's CRUD scenarios (create, list, get, update, delete) plus a few 404s and invalid
-bodies against the sidecar, with a mix of user agents so every dashboard panel has data:
+Runs the teaching stack's CRUD scenarios (create, list, get, update, delete) plus a few 404s and
+invalid bodies against the sidecar, with a mix of user agents so every dashboard panel has data:
 
     loadgen/traffic.py                       # 600 requests to http://127.0.0.1:8080, 4 workers
     loadgen/traffic.py --requests 2000 --duration 60 --concurrency 8

@@ -7,7 +7,7 @@
 //! - [`items`]: the `/items` handlers; [`item`]: `Item` and `NewItem` with the body rules.
 //! - [`db`]: the pool and one timed method per statement; [`schema`]: start-up schema setup.
 //! - [`error`]: every failure and its JSON response; [`json`]: bodies in and out.
-//! - [`metrics`]: the metric families (see `metrics.md`, API part) and their exposition.
+//! - [`metrics`]: the metric families (see `docs/metrics.md`, API part) and their exposition.
 //! - [`openapi`]: the OpenAPI 3 document served at `/openapi.json`.
 
 #![warn(missing_docs)]

@@ -7,7 +7,8 @@
 //! - [`dashboard`]: the provisioned Grafana dashboards, walked panel by panel.
 //! - [`promql`]: Grafana macro substitution and the metric names a PromQL expression reads.
 //! - [`rules`]: the recording and alerting rules of `prometheus/rules/`.
-//! - [`contract`]: the documented metric names (metrics.md + the brief) and the seed's PromQL.
+//! - [`contract`]: the metric contract read from `docs/metrics.md`: every family, who reads it,
+//!   and the seed queries.
 //! - [`prometheus`]: a real Prometheus server on a free port with the repository's rules, and
 //!   its HTTP API.
 //! - [`stack`]: a real api and sidecar (with the example plugins) in front of a throwaway

@@ -1,14 +1,15 @@
 //! Static checks of the dashboards' queries (no server needed): valid PromQL once Grafana's
 //! variables are substituted, Grafana windows instead of literal ones (seed queries excepted),
-//! quantiles that keep `le`, metric names from the documented contract or our recording rules,
-//! every documented metric on a dashboard, and every seed query present verbatim. The
-//! end-to-end test runs the same queries against a real Prometheus.
+//! quantiles that keep `le`, metric names from the contract (docs/metrics.md) or our recording
+//! rules, each documented family on exactly the dashboards its "read by" column names, and
+//! every seed query present verbatim. The end-to-end test runs the same queries against a real
+//! Prometheus.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 use std::collections::BTreeSet;
 
 use e2e::{
-    contract,
+    contract::{self, Contract},
     dashboard::Dashboard,
     promql::{self, Macros},
     rules,
@@ -16,6 +17,10 @@ use e2e::{
 
 fn dashboards() -> Vec<Dashboard> {
     Dashboard::load_all().expect("dashboards load")
+}
+
+fn contract() -> Contract {
+    Contract::load().expect("the metric contract loads")
 }
 
 #[test]
@@ -41,9 +46,10 @@ fn every_query_is_valid_promql_after_substitution() {
 
 #[test]
 fn queries_use_grafana_windows_except_the_seed_ones_and_quantiles_keep_le() {
+    let seed = contract().seed_queries;
     for d in dashboards() {
         for q in d.queries() {
-            if contract::SEED_QUERIES.contains(&q.expr.as_str()) {
+            if seed.contains(&q.expr) {
                 continue;
             }
             // A literal window ignores the dashboard's time range and scrape interval.
@@ -72,34 +78,43 @@ fn queries_use_grafana_windows_except_the_seed_ones_and_quantiles_keep_le() {
 
 #[test]
 fn every_metric_a_dashboard_reads_is_documented_or_recorded() {
-    let mut known = contract::documented_series();
-    known.extend(
-        contract::PROMETHEUS_SYNTHETIC
-            .iter()
-            .map(|s| (*s).to_owned()),
-    );
+    let mut known = contract().documented_series();
     known.extend(rules::recorded_names().expect("rules load"));
     let m = Macros::default();
-    let mut used = BTreeSet::new();
     for d in dashboards() {
         for (what, expr) in d.all_exprs() {
             for name in promql::metric_names(&promql::substitute(&expr, &m).unwrap()).unwrap() {
                 assert!(
                     known.contains(&name),
-                    "{} / {what}: metric {name} is neither documented nor recorded",
-                    d.file
+                    "{} / {what}: metric {name} is neither documented in {} nor recorded",
+                    d.file,
+                    contract::DOC
                 );
-                used.insert(name);
             }
         }
     }
-    // The dashboards cover the contract: every documented family shows up somewhere.
-    for (family, _, _) in contract::DOCUMENTED {
-        assert!(
-            used.iter().any(|u| u == family
-                || u.strip_prefix(family)
-                    .is_some_and(|s| ["_bucket", "_sum", "_count"].contains(&s))),
-            "documented metric {family} is on no dashboard"
+}
+
+/// The dashboards cover the contract: each documented family is on exactly the dashboards its
+/// "read by" column names (and a family no dashboard shows says so).
+#[test]
+fn each_documented_family_is_on_the_dashboards_the_contract_names() {
+    let contract = contract();
+    let readers = contract::readers(&contract).expect("dashboards and rules load");
+    for family in &contract.families {
+        let documented: BTreeSet<&String> = (family.read_by.iter())
+            .filter(|f| f.ends_with(".json"))
+            .collect();
+        let actual: BTreeSet<&String> = (readers.iter())
+            .filter(|(file, families)| file.ends_with(".json") && families.contains(&family.name))
+            .map(|(file, _)| file)
+            .collect();
+        assert_eq!(
+            documented,
+            actual,
+            "{}: the dashboards it names for {} (left) are not those that read it (right)",
+            contract::DOC,
+            family.name
         );
     }
 }
@@ -111,10 +126,11 @@ fn the_seed_queries_are_all_on_a_dashboard_verbatim() {
         .flat_map(Dashboard::queries)
         .map(|q| q.expr)
         .collect();
-    for seed in contract::SEED_QUERIES {
+    for seed in &contract().seed_queries {
         assert!(
-            all.contains(*seed),
+            all.contains(seed),
             "seed query missing from the dashboards: {seed}"
         );
     }
 }
+

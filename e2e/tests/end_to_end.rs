@@ -1,10 +1,14 @@
 //! The whole stack for real: a throwaway PostgreSQL, the api, the sidecar with
 //! `config/sidecar.toml` and the example Wasm plugins, and Debian's Prometheus scraping both
 //! every second with the repository's rule files. Sample traffic goes through the sidecar
-//! (CRUD, 404s, invalid bodies, and 5xx while the api is briefly down). Then:
+//! (CRUD, 404s, invalid bodies, and 5xx while the api is briefly down). Before it, every family
+//! docs/metrics.md documents as present from start-up is exported by its process. Then:
+//! - a real scrape of each process matches docs/metrics.md both ways: every documented family
+//!   is exported (those present only after an event excepted), every exported series belongs
+//!   to a documented family, with its type and label names;
 //! - every metric a dashboard, a variable or a rule reads is exported by a real scrape of the
 //!   two processes (or recorded by our rules, or written by Prometheus itself);
-//! - every seed PromQL of metrics.md, every recording rule and every panel query of every
+//! - every seed query of docs/metrics.md, every recording rule and every panel query of every
 //!   dashboard (Grafana variables substituted) returns data from Prometheus' HTTP API;
 //! - every rule evaluates without error;
 //! - stopping the api makes RedsideTargetDown and RedsideHigh5xxRatio (the real rules, with
@@ -18,7 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use e2e::{
-    contract,
+    contract::{self, Contract, Present, Process},
     dashboard::Dashboard,
     prometheus::{PrometheusServer, Targets, poll},
     promql::{self, Macros},
@@ -26,6 +30,7 @@ use e2e::{
     stack::Stack,
 };
 use serde_json::Value;
+use testkit::Scrape;
 
 /// What the e2e substitutes for Grafana's macros (Prometheus scrapes every second here).
 fn macros() -> Macros {
@@ -39,9 +44,10 @@ fn macros() -> Macros {
 
 /// Every query that must return data, with where it comes from.
 fn queries_that_must_return_data() -> anyhow::Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = contract::SEED_QUERIES
-        .iter()
-        .map(|q| ("metrics.md seed query".to_owned(), (*q).to_owned()))
+    let mut out: Vec<(String, String)> = Contract::load()?
+        .seed_queries
+        .into_iter()
+        .map(|q| (format!("{} seed query", contract::DOC), q))
         .collect();
     for name in rules::recorded_names()? {
         out.push((format!("recording rule {name}"), name));
@@ -71,6 +77,65 @@ async fn sidecar_get_all_fail(stack: &Stack, n: usize) -> anyhow::Result<usize> 
     Ok(fivexx)
 }
 
+/// A real scrape of `process` against docs/metrics.md, both ways: every documented family is
+/// there (unless documented as present only after an event), and every series exposed belongs
+/// to a family documented for that process, with the documented type and label names.
+fn check_scrape_against_contract(contract: &Contract, process: Process, scrape: &Scrape) {
+    let who = process.name();
+    let names: BTreeSet<&str> = scrape.samples.iter().map(|s| s.name.as_str()).collect();
+    for family in contract.exported_by(process) {
+        assert!(
+            names.contains(family.witness().as_str()) || family.present == Present::Event,
+            "{who} does not export documented metric {}",
+            family.witness()
+        );
+    }
+    for sample in &scrape.samples {
+        let family = contract
+            .family_of(&sample.name)
+            .filter(|f| f.exposed_by(process))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{who} exports {}, which {} does not document for {who}",
+                    sample.name,
+                    contract::DOC
+                )
+            });
+        let unknown: Vec<&String> = (sample.labels.keys())
+            .filter(|k| !family.labels.contains(*k))
+            .filter(|k| !(*k == "le" && sample.name.ends_with("_bucket")))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{who}: {}{:?} carries labels {unknown:?} that {} does not list for {}",
+            sample.name,
+            sample.labels,
+            contract::DOC,
+            family.name
+        );
+        // The exposition names a counter's family without `_total` (OpenMetrics) or with it
+        // (classic text), and an info as `x info` (OpenMetrics) or the gauge `x_info` (classic).
+        let bare = family
+            .name
+            .strip_suffix("_total")
+            .or_else(|| family.name.strip_suffix("_info"))
+            .unwrap_or(&family.name);
+        let exposed = [bare, family.name.as_str()]
+            .iter()
+            .find_map(|n| scrape.families.get(*n))
+            .map_or("", String::as_str);
+        let same =
+            exposed == family.metric_type || (family.metric_type == "info" && exposed == "gauge");
+        assert!(
+            same,
+            "{who}: {} is exposed as a {exposed:?}, {} says {}",
+            family.name,
+            contract::DOC,
+            family.metric_type
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyhow::Result<()> {
     let db = testkit::Postgres::shared().create_database();
@@ -80,6 +145,27 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
         sidecar: stack.admin_addr.clone(),
     };
     let prom = PrometheusServer::start(&targets, "1s").await?;
+
+    // --- before any request: the families the contract says exist from start-up, do ---------
+    let contract = Contract::load()?;
+    let at_start = [
+        (Process::Api, stack.scrape_api().await?),
+        (Process::Sidecar, stack.scrape_sidecar().await?),
+    ];
+    for (process, scrape) in &at_start {
+        let names: BTreeSet<&str> = scrape.samples.iter().map(|s| s.name.as_str()).collect();
+        for family in contract.exported_by(*process) {
+            if family.present == Present::StartUp {
+                assert!(
+                    names.contains(family.witness().as_str()),
+                    "{} does not export {} from start-up, as {} says",
+                    process.name(),
+                    family.witness(),
+                    contract::DOC
+                );
+            }
+        }
+    }
 
     // --- traffic: CRUD mix, then the api goes away for a moment (502s), then more CRUD -------
     let first = stack.traffic(400, 40).await?;
@@ -96,34 +182,25 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
     // --- the exported set, from real scrapes of both processes -------------------------------
     let api = stack.scrape_api().await?;
     let sidecar = stack.scrape_sidecar().await?;
-    let api_names: BTreeSet<String> = api.samples.iter().map(|s| s.name.clone()).collect();
-    let sidecar_names: BTreeSet<String> = sidecar.samples.iter().map(|s| s.name.clone()).collect();
-    for (family, kind, who) in contract::DOCUMENTED {
-        let series = match kind {
-            contract::Kind::Plain => (*family).to_owned(),
-            contract::Kind::Histogram => format!("{family}_count"),
-        };
-        for process in who.split(',') {
-            let names = if process == "api" {
-                &api_names
-            } else {
-                &sidecar_names
-            };
-            let event_only = contract::EVENT_ONLY.iter().any(|(n, _)| *n == series);
-            assert!(
-                names.contains(&series) || event_only,
-                "{process} does not export documented metric {series}"
-            );
-        }
-    }
-    let mut exported: BTreeSet<String> = api_names.union(&sidecar_names).cloned().collect();
+    check_scrape_against_contract(&contract, Process::Api, &api);
+    check_scrape_against_contract(&contract, Process::Sidecar, &sidecar);
+    let mut exported: BTreeSet<String> = [&api, &sidecar]
+        .iter()
+        .flat_map(|scrape| scrape.samples.iter().map(|s| s.name.clone()))
+        .collect();
     exported.extend(
-        contract::PROMETHEUS_SYNTHETIC
-            .iter()
-            .map(|s| (*s).to_owned()),
+        contract
+            .exported_by(Process::Prometheus)
+            .flat_map(contract::Family::series),
     );
     exported.extend(rules::recorded_names()?);
-    exported.extend(contract::EVENT_ONLY.iter().map(|(n, _)| (*n).to_owned()));
+    exported.extend(
+        contract
+            .families
+            .iter()
+            .filter(|f| f.present == Present::Event)
+            .flat_map(contract::Family::series),
+    );
     for d in Dashboard::load_all()? {
         for (what, expr) in d.all_exprs() {
             for name in promql::metric_names(&promql::substitute(&expr, &macros())?)? {

@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use e2e::config::{jobs, port, text as s};
-use e2e::{contract, promql, rules, workspace};
+use e2e::contract::{self, Contract};
+use e2e::{promql, rules, workspace};
 use serde_yaml::Value;
 
 fn yaml(relative: &str) -> Value {
@@ -58,7 +59,7 @@ fn native_and_compose_prometheus_configs_agree_except_for_target_hosts() {
             );
         }
     }
-    // The fixed ports of the brief.
+    // The fixed ports the README, the docs and the compose file give.
     let by_job: BTreeMap<_, _> = n
         .iter()
         .map(|j| (j.name.as_str(), j.targets[0].as_str()))
@@ -69,7 +70,7 @@ fn native_and_compose_prometheus_configs_agree_except_for_target_hosts() {
     let interval = s(&native["global"]["scrape_interval"]);
     assert!(
         ["5s", "10s", "15s"].contains(&interval),
-        "scrape interval {interval}: demo-friendly and <= the seed's 15s"
+        "scrape interval {interval}: demo-friendly and <= the teaching stack's 15s"
     );
 }
 
@@ -91,12 +92,8 @@ fn rule_files_are_all_referenced_and_exist() {
 
 #[test]
 fn recording_rules_are_named_level_metric_operations_and_read_known_metrics() {
-    let mut known = contract::documented_series();
-    known.extend(
-        contract::PROMETHEUS_SYNTHETIC
-            .iter()
-            .map(|s| (*s).to_owned()),
-    );
+    let contract = Contract::load().unwrap();
+    let mut known = contract.documented_series();
     let recorded = rules::recorded_names().unwrap();
     known.extend(recorded.iter().cloned());
     let mut seen = BTreeSet::new();
@@ -128,11 +125,30 @@ fn recording_rules_are_named_level_metric_operations_and_read_known_metrics() {
         for name in promql::metric_names(&rule.expr).unwrap() {
             assert!(
                 known.contains(&name),
-                "rule {:?}{:?} reads unknown metric {name}",
+                "rule {:?}{:?} reads {name}, neither documented in {} nor recorded",
                 rule.record,
-                rule.alert
+                rule.alert,
+                contract::DOC
             );
         }
+    }
+    // Each documented family is read by exactly the rule files its "read by" column names.
+    let readers = contract::readers(&contract).unwrap();
+    for family in &contract.families {
+        let documented: BTreeSet<&String> = (family.read_by.iter())
+            .filter(|f| f.ends_with(".yml"))
+            .collect();
+        let actual: BTreeSet<&String> = (readers.iter())
+            .filter(|(file, families)| file.ends_with(".yml") && families.contains(&family.name))
+            .map(|(file, _)| file)
+            .collect();
+        assert_eq!(
+            documented,
+            actual,
+            "{}: the rule files it names for {} (left) are not those that read it (right)",
+            contract::DOC,
+            family.name
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-/// The `handler` value of unmatched requests (the seed's value).
+/// The `handler` value of unmatched requests (the teaching stack's value, `docs/metrics.md`).
 pub const NONE: &str = "none";
 
 /// The route a request matched, inserted into every proxied request's extensions by the RED
@@ -130,7 +130,7 @@ impl RouteTable {
     }
 
     /// The route for `path`. A path that matches only with its trailing `/` added or removed
-    /// takes that template, as the seed's instrumentation does.
+    /// takes that template, as the teaching stack's instrumentation does.
     pub fn lookup(&self, path: &str) -> Lookup<'_> {
         let index = self.router.at(path).map(|m| *m.value).ok().or_else(|| {
             let alternative = match path.strip_suffix('/') {

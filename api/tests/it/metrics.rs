@@ -1,5 +1,5 @@
 //! `/metrics` after known traffic: the names, labels and values of the contract (the API part
-//! of `metrics.md`), read with a real exposition parser.
+//! of `docs/metrics.md`), read with a real exposition parser.
 
 use crate::support::spawn_app;
 

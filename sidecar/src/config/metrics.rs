@@ -8,7 +8,7 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// `grouped` (`2xx`, as the seed) or `raw` (`200`).
+    /// `grouped` (`2xx`, as the teaching stack) or `raw` (`200`).
     pub status: StatusMode,
     /// Give `http_requests_inprogress` the `handler` and `method` labels.
     pub inprogress_labels: bool,
@@ -30,7 +30,8 @@ pub enum StatusMode {
     Raw,
 }
 
-/// The contract's buckets (OTel's, a superset of the seed's 0.1/0.5/1).
+/// The contract's buckets (`docs/metrics.md`; OTel's, a superset of the teaching stack's
+/// 0.1/0.5/1).
 pub const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];

@@ -1,5 +1,5 @@
 //! The metric families the proxy records, registered once into the registry: the RED family
-//! of `metrics.md` and the sidecar's own `sidecar_*` counters.
+//! of the metric contract (`docs/metrics.md`) and the sidecar's own `sidecar_*` counters.
 //!
 //! - [`shard`]: the RED family's per-request series, one shard per proxy worker (no state
 //!   shared between cores on the hot path); [`WorkerMetrics`] is a worker's handle.
@@ -35,7 +35,8 @@ use crate::{
     error::ProxyError,
 };
 
-/// The seed's `http_request_duration_highr_seconds` bounds, exactly.
+/// The teaching stack's `http_request_duration_highr_seconds` bounds, exactly
+/// (`docs/metrics.md`).
 pub const HIGHR_BUCKETS: [f64; 21] = [
     0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
     7.5, 10.0, 30.0, 60.0,

@@ -1,4 +1,4 @@
-//! The host's own metrics about each plugin (names fixed in the project brief):
+//! The host's own metrics about each plugin (names fixed by the contract, `docs/metrics.md`):
 //! `sidecar_plugin_callbacks_total{plugin,callback}`, `sidecar_plugin_faults_total{plugin,kind}`,
 //! `sidecar_plugin_reloads_total{plugin,result}`, `sidecar_plugin_callback_duration_seconds{plugin}`,
 //! `sidecar_plugin_memory_bytes{plugin}`, `sidecar_plugin_series_overflow_total{plugin}`.
