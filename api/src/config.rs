@@ -38,8 +38,14 @@ pub struct Config {
     #[arg(long, env = "API_RECYCLE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub recycle_timeout: Duration,
 
-    /// Server-side limit on any one statement (PostgreSQL `statement_timeout`).
-    #[arg(long, env = "API_STATEMENT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    /// How long one statement may take before the request gets a 503, its connection is
+    /// discarded and the statement cancelled on the server (whose own `statement_timeout` is
+    /// set to twice this, as a backstop).
+    // The api enforces it itself because a frozen server cannot run its own timer. 5 s is far
+    // above any healthy statement here (milliseconds under load) and below clients' patience:
+    // the sidecar's response-header timeout is 30 s and HTTP clients commonly give up at 10 to
+    // 30 s, so a slow database is a clean 503 from us, not a client-side timeout.
+    #[arg(long, env = "API_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_positive_duration)]
     pub statement_timeout: Duration,
 
     /// How long `/readyz` waits for `SELECT 1` before answering 503.
@@ -91,6 +97,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| bad())
 }
 
+/// [`parse_duration`], refusing zero (a deadline of zero would fail every statement, and
+/// PostgreSQL reads a zero `statement_timeout` as "no limit").
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("`{}` must be more than zero", text.trim())),
+        duration => Ok(duration),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +133,19 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:8000".parse().expect("addr"));
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn statements_have_a_bounded_deadline_that_is_never_zero() {
+        let config = Config::try_parse_from(["api", "--database-url", "x"]).expect("parses");
+        assert_eq!(config.statement_timeout, Duration::from_secs(5));
+        for zero in ["0", "0s", "0ms"] {
+            assert!(
+                Config::try_parse_from(["api", "--database-url", "x", "--statement-timeout", zero])
+                    .is_err(),
+                "{zero}"
+            );
+        }
     }
 
     #[test]

@@ -5,16 +5,23 @@
 //! and recycle timeouts are all bounded, so a database that is down or unreachable gives fast
 //! errors ([`DbError::is_unavailable`] → 503) rather than hung requests, and dead connections
 //! are replaced by fresh ones when it comes back.
+//!
+//! Every statement is bounded too, by the api's own deadline (`--statement-timeout`): a server
+//! that is frozen (stopped, swapped out, partitioned) cannot run its `statement_timeout`, so
+//! only the client can bound the wait. A statement past its deadline is a 503; its connection
+//! is discarded and the statement cancelled on the server ([`lease`]).
 
-use std::{future::Future, str::FromStr};
+mod lease;
+
+use std::{future::Future, str::FromStr, time::Duration};
 
 use anyhow::Context;
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio::time::Instant;
 use tokio_postgres::{NoTls, Row, error::SqlState};
 use tracing::instrument;
+
+use self::lease::Lease;
 
 use crate::{
     config::Config,
@@ -39,7 +46,7 @@ pub enum DbError {
     },
     /// The database did not answer in time.
     #[error("no answer from the database within {0:?}")]
-    TimedOut(std::time::Duration),
+    TimedOut(Duration),
 }
 
 impl DbError {
@@ -84,10 +91,13 @@ pub fn pool(config: &Config) -> anyhow::Result<Pool> {
     if pg.get_application_name().is_none() {
         pg.application_name("redside-api");
     }
-    // A hung statement must not hold a connection forever; the server enforces the limit.
+    // The server's own limit is a backstop for a statement whose cancel request never arrived
+    // (the api died, or the cancel connection failed). Twice the api's deadline: the cancel
+    // sent at the deadline is what normally ends a statement, and the server still stops it
+    // soon when that cancel is lost.
     let statement_timeout = format!(
         "-c statement_timeout={}",
-        config.statement_timeout.as_millis()
+        config.statement_timeout.saturating_mul(2).as_millis()
     );
     let options = match pg.get_options() {
         Some(existing) => format!("{existing} {statement_timeout}"),
@@ -152,6 +162,10 @@ pub fn target(database_url: &str) -> String {
 pub struct Db {
     pool: Pool,
     metrics: DbMetrics,
+    /// The api's deadline for one statement.
+    statement_timeout: Duration,
+    /// How long sending a cancel request may take.
+    cancel_timeout: Duration,
 }
 
 const INSERT: &str = "INSERT INTO items (nom, prix) VALUES ($1, $2) RETURNING id, nom, prix";
@@ -161,16 +175,22 @@ const UPDATE: &str = "UPDATE items SET nom = $2, prix = $3 WHERE id = $1 RETURNI
 const DELETE: &str = "DELETE FROM items WHERE id = $1";
 
 impl Db {
-    /// Wraps `pool`; statements are timed into `metrics`.
-    pub fn new(pool: Pool, metrics: DbMetrics) -> Db {
-        Db { pool, metrics }
+    /// Wraps `pool`; statements are timed into `metrics` and bounded by
+    /// `config.statement_timeout`.
+    pub fn new(pool: Pool, metrics: DbMetrics, config: &Config) -> Db {
+        Db {
+            pool,
+            metrics,
+            statement_timeout: config.statement_timeout,
+            cancel_timeout: config.connect_timeout,
+        }
     }
 
     /// Inserts an item and returns it with its new id.
     #[instrument(level = "debug", name = "db.insert", skip_all)]
     pub async fn insert(&self, item: &NewItem) -> Result<Item, DbError> {
         let client = self.client().await?;
-        self.timed(Operation::Insert, async {
+        self.timed(Operation::Insert, &client, async {
             let row = client
                 .query_one(
                     &client.prepare_cached(INSERT).await?,
@@ -186,7 +206,7 @@ impl Db {
     #[instrument(level = "debug", name = "db.select", skip(self))]
     pub async fn select(&self, id: i64) -> Result<Option<Item>, DbError> {
         let client = self.client().await?;
-        self.timed(Operation::Select, async {
+        self.timed(Operation::Select, &client, async {
             let row = client
                 .query_opt(&client.prepare_cached(SELECT).await?, &[&id])
                 .await?;
@@ -199,7 +219,7 @@ impl Db {
     #[instrument(level = "debug", name = "db.list", skip(self))]
     pub async fn list(&self, limit: i64, offset: i64) -> Result<Vec<Item>, DbError> {
         let client = self.client().await?;
-        self.timed(Operation::List, async {
+        self.timed(Operation::List, &client, async {
             let rows = client
                 .query(&client.prepare_cached(LIST).await?, &[&limit, &offset])
                 .await?;
@@ -212,7 +232,7 @@ impl Db {
     #[instrument(level = "debug", name = "db.update", skip(self, item))]
     pub async fn update(&self, id: i64, item: &NewItem) -> Result<Option<Item>, DbError> {
         let client = self.client().await?;
-        self.timed(Operation::Update, async {
+        self.timed(Operation::Update, &client, async {
             let row = client
                 .query_opt(
                     &client.prepare_cached(UPDATE).await?,
@@ -228,7 +248,7 @@ impl Db {
     #[instrument(level = "debug", name = "db.delete", skip(self))]
     pub async fn delete(&self, id: i64) -> Result<bool, DbError> {
         let client = self.client().await?;
-        self.timed(Operation::Delete, async {
+        self.timed(Operation::Delete, &client, async {
             client
                 .execute(&client.prepare_cached(DELETE).await?, &[&id])
                 .await
@@ -240,7 +260,7 @@ impl Db {
     /// `SELECT 1`: the database answers.
     pub async fn ping(&self) -> Result<(), DbError> {
         let client = self.client().await?;
-        self.timed(Operation::Ping, client.simple_query("SELECT 1"))
+        self.timed(Operation::Ping, &client, client.simple_query("SELECT 1"))
             .await?;
         Ok(())
     }
@@ -248,7 +268,7 @@ impl Db {
     /// Runs a schema script (several statements, no parameters).
     pub async fn apply_schema(&self, script: &str) -> Result<(), DbError> {
         let client = self.client().await?;
-        self.timed(Operation::Schema, client.batch_execute(script))
+        self.timed(Operation::Schema, &client, client.batch_execute(script))
             .await
     }
 
@@ -258,25 +278,32 @@ impl Db {
     }
 
     /// A pooled connection, the wait timed and timeouts counted.
-    async fn client(&self) -> Result<Object, DbError> {
+    async fn client(&self) -> Result<Lease, DbError> {
         let start = Instant::now();
         let result = self.pool.get().await;
         self.metrics.observe_pool_wait(start.elapsed());
         if let Err(PoolError::Timeout(_)) = &result {
             self.metrics.pool_timed_out();
         }
-        result.map_err(DbError::Pool)
+        let object = result.map_err(DbError::Pool)?;
+        Ok(Lease::new(object, self.cancel_timeout))
     }
 
-    /// Runs one statement, timing its round trip.
+    /// Runs one statement on `client` within the statement deadline, timing its round trip.
+    /// Past the deadline (or when this future is dropped first), `client` stays marked busy,
+    /// so dropping it discards the connection and cancels the statement.
     async fn timed<T>(
         &self,
         operation: Operation,
+        client: &Lease,
         statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, DbError> {
         let start = Instant::now();
-        let result = statement.await;
+        client.started();
+        let result = tokio::time::timeout(self.statement_timeout, statement).await;
         self.metrics.observe_query(operation, start.elapsed());
+        let result = result.map_err(|_| DbError::TimedOut(self.statement_timeout))?;
+        client.finished();
         result.map_err(|source| DbError::Query { operation, source })
     }
 }

@@ -50,7 +50,7 @@ pub async fn run(
     let pool = db::pool(&config)?;
     let mut registry = Registry::default();
     let metrics = metrics::Metrics::register(&mut registry, &pool);
-    let db = db::Db::new(pool, metrics.db.clone());
+    let db = db::Db::new(pool, metrics.db.clone(), &config);
 
     tokio::select! {
         applied = schema::apply(&db, config.startup_timeout) => applied.with_context(|| format!("starting the api on the database at {}", db::target(&config.database_url)))?,

@@ -6,7 +6,8 @@
 //! (the socket path limit is ~107 bytes), so clusters never collide on ports.
 //!
 //! [`Postgres::shared`] is one cluster per test process; a watchdog shell stops it when the
-//! process exits, however it exits, because statics are never dropped.
+//! process exits, however it exits, because statics are never dropped. A private cluster
+//! ([`Postgres::start`]) can be stopped and restarted, or frozen ([`Postgres::freeze`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -137,6 +138,49 @@ impl Postgres {
             .unwrap_or_else(|e| panic!("pg_ctl start: {e:#}"));
     }
 
+    /// Freezes the whole server (postmaster and every backend) with `SIGSTOP`, as a machine
+    /// that stops scheduling it would: sockets stay open, nothing answers. The guard sends
+    /// `SIGCONT` when dropped (so a failing test never leaves a frozen server that `pg_ctl
+    /// stop` would wait on), or earlier with [`Frozen::thaw`].
+    ///
+    /// Every PostgreSQL child process leads its own process group, so each is signalled by
+    /// pid: the postmaster first (it forks no more children), then its children.
+    ///
+    /// # Panics
+    /// If the postmaster's pid cannot be read or a process cannot be signalled.
+    pub fn freeze(&self) -> Frozen<'_> {
+        let postmaster = self
+            .postmaster_pid()
+            .unwrap_or_else(|e| panic!("freezing PostgreSQL: {e:#}"));
+        let mut frozen = Frozen {
+            _pg: self,
+            pids: vec![postmaster],
+        };
+        signal(postmaster, nix::sys::signal::Signal::SIGSTOP);
+        for child in children(postmaster) {
+            signal(child, nix::sys::signal::Signal::SIGSTOP);
+            frozen.pids.push(child);
+        }
+        frozen
+    }
+
+    fn postmaster_pid(&self) -> anyhow::Result<nix::unistd::Pid> {
+        let file = self.data_dir().join("postmaster.pid");
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let pid: i32 = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .with_context(|| format!("no pid on the first line of {}", file.display()))?;
+        Ok(nix::unistd::Pid::from_raw(pid))
+    }
+
+    /// The server's log so far (what it reported: cancelled statements, lost clients, ...).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
     /// The directory holding the unix socket (what libpq calls `host`).
     pub fn socket_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
@@ -227,6 +271,32 @@ impl Postgres {
     }
 }
 
+/// A server frozen by [`Postgres::freeze`]; running again once dropped.
+pub struct Frozen<'a> {
+    _pg: &'a Postgres,
+    pids: Vec<nix::unistd::Pid>,
+}
+
+impl Frozen<'_> {
+    /// Lets the server run again (`SIGCONT`).
+    pub fn thaw(mut self) {
+        self.resume();
+    }
+
+    /// Children first, so the postmaster finds them running when it resumes.
+    fn resume(&mut self) {
+        while let Some(pid) = self.pids.pop() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+        }
+    }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        self.resume();
+    }
+}
+
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data_dir();
@@ -235,6 +305,33 @@ impl Drop for Postgres {
             &["-D", path_str(&data), "-m", "immediate", "stop"],
         );
     }
+}
+
+fn signal(pid: nix::unistd::Pid, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("{signal} to {pid}: {e}"));
+}
+
+/// The processes whose parent is `parent`, from `/proc/<pid>/stat` (the parent is the fourth
+/// field, after the command name in parentheses, which may itself hold spaces).
+fn children(parent: nix::unistd::Pid) -> Vec<nix::unistd::Pid> {
+    let parent = parent.as_raw();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid: i32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then(|| nix::unistd::Pid::from_raw(pid))
+        })
+        .collect()
 }
 
 fn path_str(p: &Path) -> &str {
