@@ -6,7 +6,7 @@
 //! [`Collector`] reading `pool.status()` on each scrape, so they are never stale and need no
 //! background task.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, time::Duration};
 
 use deadpool_postgres::Pool;
 use prometheus_client::{
@@ -209,13 +209,6 @@ impl Metrics {
         process_metrics::register(registry);
         Metrics { items, db }
     }
-}
-
-/// Renders the registry as OpenMetrics text.
-pub fn encode(registry: &Arc<Registry>) -> Result<String, fmt::Error> {
-    let mut text = String::with_capacity(8 * 1024);
-    prometheus_client::encoding::text::encode(&mut text, registry)?;
-    Ok(text)
 }
 
 /// The pool gauges, read from deadpool at scrape time.

@@ -18,7 +18,7 @@ use crate::{
     error::Error,
     items,
     json::{BoxError, Reply, json, with_type},
-    metrics::{self, ItemMetrics},
+    metrics::ItemMetrics,
     openapi,
 };
 
@@ -108,7 +108,7 @@ impl App {
                 Ok(json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
             }
             ("/readyz", &Method::GET) => ready(state).await,
-            ("/metrics", &Method::GET) => exposition(state),
+            ("/metrics", &Method::GET) => exposition(state, &parts.headers),
             ("/openapi.json", &Method::GET) => Ok(with_type(
                 StatusCode::OK,
                 "application/json",
@@ -143,12 +143,15 @@ async fn ready(state: &State) -> Result<Reply, Error> {
     }
 }
 
-/// `/metrics`: OpenMetrics text.
-fn exposition(state: &State) -> Result<Reply, Error> {
-    let text = metrics::encode(&state.registry).map_err(|e| Error::Internal(Box::new(e)))?;
+/// `/metrics`: OpenMetrics text when the scraper asks for it (Prometheus does), the classic
+/// text format otherwise.
+fn exposition(state: &State, headers: &http::HeaderMap) -> Result<Reply, Error> {
+    let format = exposition::Format::negotiate(headers);
+    let text =
+        exposition::encode(&state.registry, format).map_err(|e| Error::Internal(Box::new(e)))?;
     Ok(with_type(
         StatusCode::OK,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        format.content_type(),
         Bytes::from(text),
     ))
 }

@@ -171,7 +171,7 @@ impl Stack {
     }
 }
 
-/// GET + parse an exposition.
+/// Scrapes `url` as Prometheus does (OpenMetrics) and parses the exposition.
 ///
 /// # Errors
 /// On a failed request, a non-200 or an invalid exposition.

@@ -45,6 +45,11 @@ impl HeadClock {
         self.deadline.disarm();
     }
 
+    /// Whether the connection is past its deadline (it is being closed for it).
+    pub(crate) fn ran_out(&self) -> bool {
+        self.deadline.is_due()
+    }
+
     /// The connection now waits for the next head.
     fn waiting(&self) {
         self.deadline.arm_after(self.timeout);

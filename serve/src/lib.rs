@@ -11,12 +11,15 @@
 //!   slowloris guard, runs on them. `conn_service` calls a connection's tower service in place;
 //!   `drain` tells connections to finish when shutdown starts.
 //! - [`Socket`]: a TCP stream that sends without glibc's per-call cancellation bookkeeping.
+//! - `linger`: a connection closed right after an answer drains what the client still sends
+//!   (bounded) before closing, so the client reads the answer instead of a reset.
 
 pub mod accept;
 mod conn_service;
 pub mod deadlines;
 mod drain;
 mod head_timeout;
+pub mod linger;
 pub mod socket;
 
 pub use accept::{Accept, Handoff, Spreader};
@@ -113,7 +116,7 @@ pub async fn serve<S, B>(
             // write are cheaper than a vectored write of several pieces.
             .writev(false)
             .serve_connection(
-                TokioIo::new(Socket::new(stream)),
+                TokioIo::new(linger::Lingering::new(Socket::new(stream), clock.clone())),
                 conn_service::ConnService::new(service.clone(), peer, clock.clone()),
             );
         let conn = head_timeout::Guarded::new(drain.watch(conn), clock);

@@ -30,6 +30,11 @@ impl Socket {
         Self(stream)
     }
 
+    /// The stream itself.
+    pub fn into_stream(self) -> TcpStream {
+        self.0
+    }
+
     /// The stream, for readiness checks and addresses.
     pub fn stream(&self) -> &TcpStream {
         &self.0

@@ -312,3 +312,20 @@ async fn the_header_timeout_starts_again_after_each_response() {
     let rest = read_until_closed(&mut sock).await;
     assert!(rest.is_empty(), "no answer to a stalled head: {rest:?}");
 }
+
+#[tokio::test]
+async fn a_client_that_writes_its_whole_body_first_reads_an_answer_sent_before_the_body() {
+    // `slow` answers without reading the body; the connection then closes with the body
+    // unread. A plain close would reset it and the client would never see the answer.
+    let (base, _stop, _server) = start(Duration::from_secs(1)).await;
+    let addr = base.trim_start_matches("http://").parse().unwrap();
+    for attempt in 0..5 {
+        let answer = testkit::http::post_whole_then_read(addr, "/sleep/0", 4 << 20)
+            .await
+            .unwrap_or_else(|error| panic!("attempt {attempt}: {error:#}"));
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "attempt {attempt}: {answer:?}"
+        );
+    }
+}

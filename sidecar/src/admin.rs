@@ -1,6 +1,7 @@
 //! The admin listener, on its own port so its traffic never enters the RED family:
 //!
-//! - `GET /metrics`: every family in OpenMetrics text;
+//! - `GET /metrics`: every family, in OpenMetrics text when the scraper asks for it (as
+//!   Prometheus does), in the classic text format otherwise ([`exposition`]);
 //! - `GET /healthz`: the process is up;
 //! - `GET /readyz`: the upstream accepts TCP connections (1 s timeout), else 503;
 //! - `GET /routes`: the route table as JSON (template, source, whether past the cap);
@@ -9,6 +10,7 @@
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use bytes::Bytes;
+use exposition::Format;
 use futures_util::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -18,8 +20,6 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::{config::Upstream, reload::Reloader, routes::Routes};
-
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The admin service; clones share its state.
 #[derive(Clone, Debug)]
@@ -68,14 +68,14 @@ impl tower::Service<Request<Incoming>> for Admin {
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         let inner = self.0.clone();
-        Box::pin(async move { Ok(inner.handle(request.method(), request.uri().path()).await) })
+        Box::pin(async move { Ok(inner.handle(&request).await) })
     }
 }
 
 impl Inner {
-    async fn handle(&self, method: &Method, path: &str) -> Response<Full<Bytes>> {
-        match (method, path) {
-            (&Method::GET, "/metrics") => self.metrics(),
+    async fn handle(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        match (request.method(), request.uri().path()) {
+            (&Method::GET, "/metrics") => self.metrics(Format::negotiate(request.headers())),
             (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
             (&Method::GET, "/readyz") => self.ready().await,
             (&Method::GET, "/routes") => {
@@ -108,20 +108,22 @@ impl Inner {
         }
     }
 
-    fn metrics(&self) -> Response<Full<Bytes>> {
-        let mut body = String::with_capacity(16 * 1024);
-        if let Err(error) = prometheus_client::encoding::text::encode(&mut body, &self.registry) {
-            warn!(%error, "encoding metrics failed");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encoding metrics failed\n",
-            );
-        }
+    fn metrics(&self, format: Format) -> Response<Full<Bytes>> {
+        let body = match exposition::encode(&self.registry, format) {
+            Ok(body) => body,
+            Err(error) => {
+                warn!(%error, "encoding metrics failed");
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "encoding metrics failed\n",
+                );
+            }
+        };
         self.scrapes.send_modify(|n| *n += 1);
         let mut response = Response::new(Full::new(Bytes::from(body)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
-            header::HeaderValue::from_static(OPENMETRICS),
+            header::HeaderValue::from_static(format.content_type()),
         );
         response
     }

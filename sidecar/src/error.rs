@@ -42,6 +42,17 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// Every reason, so metric series can be created at 0 before the first failure.
+    pub const ALL: [ProxyError; 7] = [
+        Self::ConnectRefused,
+        Self::ConnectTimeout,
+        Self::ResponseTimeout,
+        Self::UpstreamReset,
+        Self::ProtocolError,
+        Self::Overloaded,
+        Self::ClientBody,
+    ];
+
     /// The closed label value used in `x-sidecar-error` and `sidecar_upstream_errors_total`.
     pub fn error_type(self) -> &'static str {
         match self {

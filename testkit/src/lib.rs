@@ -4,11 +4,14 @@
 //!   process or private to one test, with a fresh database per test.
 //! - [`process`]: a child-process guard (killed on drop), readiness polling and signals.
 //! - [`scrape`]: Prometheus/OpenMetrics text parsed with a real parser, flattened to samples.
-//! - [`http`]: a tiny HTTP/1 client for tests (keep-alive pool from hyper-util).
+//! - [`http`]: a tiny HTTP/1 client for tests (keep-alive pool from hyper-util), and a raw one
+//!   that writes a whole request before reading, as Python's clients do.
+//! - [`promtool`]: `promtool check metrics` over an exposition.
 
 pub mod http;
 pub mod postgres;
 pub mod process;
+pub mod promtool;
 pub mod scrape;
 
 pub use postgres::Postgres;

@@ -239,3 +239,20 @@ async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
     }
     String::from_utf8_lossy(&received).into_owned()
 }
+
+#[tokio::test]
+async fn a_client_that_writes_a_two_mib_body_before_reading_gets_its_413() {
+    // Python's urllib and requests write the whole body, then read: the api answers 413
+    // early and must not reset the connection under them (lingering close).
+    let app = spawn_app().await;
+    for attempt in 0..10 {
+        let answer = testkit::http::post_whole_then_read(app.addr, "/items", 2 << 20)
+            .await
+            .unwrap_or_else(|error| panic!("attempt {attempt}: {error:#}"));
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "attempt {attempt}: {answer:?}"
+        );
+    }
+    assert_eq!(count_items(&app).await, 0);
+}

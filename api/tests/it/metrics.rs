@@ -108,14 +108,8 @@ async fn pool_gauges_build_info_and_process_metrics_are_exposed() {
     .await;
     app.create("x", 1.0).await;
 
-    let resp = app.get("/metrics").await;
     let scrape = app.scrape().await;
 
-    assert_eq!(
-        resp.headers["content-type"],
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    );
-    assert!(resp.text().ends_with("# EOF\n"));
     assert_eq!(scrape.value("db_connection_pool_max", &[]), Some(7.0));
     let size = scrape
         .value("db_connection_pool_size", &[])
@@ -197,4 +191,41 @@ async fn family_types_match_the_contract() {
         ),
         Some(0.0)
     );
+}
+
+#[tokio::test]
+async fn metrics_follow_the_accept_header_and_the_classic_text_passes_promtool() {
+    let app = spawn_app().await;
+    app.create("x", 1.0).await;
+    let url = app.url("/metrics");
+
+    let openmetrics = testkit::http::scrape(&url).await.unwrap();
+    assert_eq!(
+        openmetrics.headers["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(openmetrics.text().ends_with("# EOF\n"));
+
+    let classic = app.get("/metrics").await;
+    assert_eq!(
+        classic.headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = classic.text();
+    assert!(!text.contains("# EOF"));
+    assert!(
+        text.contains("# HELP items_created_total Items created.\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE items_created_total counter\n"),
+        "{text}"
+    );
+    testkit::promtool::check_metrics(&text).unwrap();
+    let names = |text: &str| -> std::collections::BTreeSet<String> {
+        (testkit::Scrape::parse(text).unwrap().samples.into_iter())
+            .map(|s| s.name)
+            .collect()
+    };
+    assert_eq!(names(&text), names(&openmetrics.text()));
 }

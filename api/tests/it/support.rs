@@ -85,7 +85,9 @@ impl TestApp {
 
     /// Scrapes and parses `/metrics`.
     pub async fn scrape(&self) -> Scrape {
-        let resp = self.get("/metrics").await;
+        let resp = testkit::http::scrape(&self.url("/metrics"))
+            .await
+            .expect("scrape");
         assert_eq!(resp.status, 200);
         Scrape::parse(&resp.text()).unwrap_or_else(|e| panic!("{e:#}\n{}", resp.text()))
     }

@@ -161,6 +161,24 @@ impl Metrics {
         Self(Arc::new(families))
     }
 
+    /// Creates the route's error series at 0 (every upstream error type, client aborts), so
+    /// a rate over them is 0 before the first failure instead of missing.
+    fn zero_fill(&self, handler: &Arc<str>, method: &'static str) {
+        let f = &self.0;
+        let _ = f.client_aborts.get_or_create(&route(handler, method));
+        for error_type in (ProxyError::ALL.iter())
+            .filter(|error| error.is_upstream())
+            .map(|error| error.error_type())
+            .chain([BODY_ERROR])
+        {
+            let _ = f.upstream_errors.get_or_create(&ErrorLabels {
+                handler: handler.clone(),
+                method,
+                error_type,
+            });
+        }
+    }
+
     /// A handle for one proxy worker, with a shard of its own.
     pub fn worker(&self) -> WorkerMetrics {
         WorkerMetrics(Arc::new(Worker {
@@ -189,7 +207,10 @@ impl Started {
 impl WorkerMetrics {
     /// A request's headers arrived.
     pub fn start(&self, handler: &str, method: &'static str) -> Started {
-        let series = self.0.shard.route(handler, method);
+        let (series, created) = self.0.shard.route(handler, method);
+        if created {
+            self.0.shared.zero_fill(&series.handler, method);
+        }
         if self.0.shared.0.inprogress_labels {
             series.inprogress.fetch_add(1, Relaxed);
         } else {

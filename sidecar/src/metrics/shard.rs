@@ -125,14 +125,14 @@ impl Shard {
         }
     }
 
-    /// The series of `handler` and `method`, created on first use.
-    pub fn route(&self, handler: &str, method: &'static str) -> Arc<RouteSeries> {
+    /// The series of `handler` and `method`, created on first use (then `true`).
+    pub fn route(&self, handler: &str, method: &'static str) -> (Arc<RouteSeries>, bool) {
         let mut routes = lock(&self.routes);
         if let Some(series) = routes
             .get(handler)
             .and_then(|methods| methods.iter().find(|s| s.method == method))
         {
-            return series.clone();
+            return (series.clone(), false);
         }
         let handler: Arc<str> = Arc::from(handler);
         let series = Arc::new(RouteSeries {
@@ -146,7 +146,7 @@ impl Shard {
             response_size: Cells::new(&self.bounds.size),
         });
         routes.entry(handler).or_default().push(series.clone());
-        series
+        (series, true)
     }
 }
 
@@ -255,10 +255,12 @@ mod tests {
         });
         let handler: Arc<str> = Arc::from("/items/{id}");
         for shard in [shards.add(), shards.add()] {
-            let series = shard.route(&handler, "GET");
+            let (series, created) = shard.route(&handler, "GET");
+            assert!(created);
             series.classes[2].fetch_add(2, Relaxed);
             series.duration.observe(0.5);
-            assert!(Arc::ptr_eq(&series, &shard.route(&handler, "GET")));
+            let (again, created) = shard.route(&handler, "GET");
+            assert!(Arc::ptr_eq(&series, &again) && !created);
         }
         let snapshot = shards.snapshot();
         let route = &snapshot.routes[&("/items/{id}".to_owned(), "GET")];

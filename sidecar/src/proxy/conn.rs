@@ -9,7 +9,10 @@
 //!
 //! An exchange writes the request (head, then the body as it streams in) while watching for the
 //! response: an upstream may answer before it has read the whole body (a 413, say), and then the
-//! rest of the body is not sent and the connection is not reused.
+//! rest of the body is not sent and the connection is not reused. An upstream that answers and
+//! closes with the body unread makes its kernel reset the connection, and our next write fails;
+//! the answer it sent first is still in our receive queue, so a failed write stops the sending
+//! and the exchange reads on: a response that arrived wins over the broken write.
 
 use std::{
     future::poll_fn,
@@ -127,6 +130,7 @@ impl Conn {
             },
             hold_head: matches!(framing, RequestFraming::Length(length) if length <= HOLD_HEAD_FOR),
             head_len: self.out.len(),
+            send_failed: None,
         };
         let method = &parts.method;
         let head = poll_fn(|cx| self.poll_exchange(cx, &mut sending, method)).await?;
@@ -146,8 +150,16 @@ impl Conn {
         method: &Method,
     ) -> Poll<Result<ResponseHead, ExchangeError>> {
         loop {
-            if let Poll::Ready(head) = self.poll_head(cx, method) {
-                return Poll::Ready(head);
+            match self.poll_head(cx, method) {
+                Poll::Ready(Ok(head)) => return Poll::Ready(Ok(head)),
+                // Nothing usable came after a failed write: report the write's failure.
+                Poll::Ready(Err(ExchangeError::Closed(None))) if sending.send_failed.is_some() => {
+                    return Poll::Ready(Err(ExchangeError::Closed(sending.send_failed.take())));
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                // The upstream stopped reading: only its answer (or the end) can come now.
+                Poll::Pending if sending.send_failed.is_some() => return Poll::Pending,
+                Poll::Pending => {}
             }
             // Gather what the body has ready, then write it in one go.
             while let Some(body) = sending.body.as_mut()
@@ -196,7 +208,8 @@ impl Conn {
             if sending.written < self.out.len() {
                 match self.io.poll_send(cx, &self.out[sending.written..]) {
                     Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(self.closed(io::ErrorKind::WriteZero.into())));
+                        self.stop_sending(sending, io::ErrorKind::WriteZero.into());
+                        continue;
                     }
                     Poll::Ready(Ok(n)) => {
                         sending.written += n;
@@ -206,7 +219,10 @@ impl Conn {
                         }
                         continue;
                     }
-                    Poll::Ready(Err(error)) => return Poll::Ready(Err(self.closed(error))),
+                    Poll::Ready(Err(error)) => {
+                        self.stop_sending(sending, error);
+                        continue;
+                    }
                     Poll::Pending => return Poll::Pending,
                 }
             }
@@ -215,10 +231,15 @@ impl Conn {
         }
     }
 
-    /// A failure while sending: nothing of a response has been read yet.
-    fn closed(&mut self, error: io::Error) -> ExchangeError {
+    /// A write failed: the upstream stopped reading. Nothing more is sent; the exchange waits
+    /// for what the upstream may have answered before it stopped.
+    fn stop_sending(&mut self, sending: &mut Sending, error: io::Error) {
         self.reusable = false;
-        ExchangeError::Closed(Some(error))
+        self.out.clear();
+        sending.written = 0;
+        sending.body = None;
+        sending.hold_head = false;
+        sending.send_failed = Some(error);
     }
 
     /// Reads until a final response head is in, skipping interim (1xx) responses.
@@ -385,6 +406,8 @@ struct Sending {
     hold_head: bool,
     /// The length of the encoded head at the start of `Conn::out`.
     head_len: usize,
+    /// Why the last write failed; nothing more is sent once it did.
+    send_failed: Option<io::Error>,
 }
 
 /// Bodies up to this long, of known length, are sent with their head.

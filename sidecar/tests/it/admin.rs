@@ -48,22 +48,6 @@ async fn readyz_follows_the_upstream() {
 }
 
 #[tokio::test]
-async fn metrics_are_served_as_openmetrics() {
-    let stub = Stub::start().await;
-    let sidecar = Sidecar::start(&stub.url(), "").await;
-    let r = testkit::http::get(&sidecar.admin_url("/metrics"))
-        .await
-        .unwrap();
-    assert!(
-        r.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text")
-    );
-    assert!(r.text().ends_with("# EOF\n"));
-}
-
-#[tokio::test]
 async fn routes_page_lists_the_table() {
     let stub = Stub::start().await;
     let sidecar = Sidecar::start(&stub.url(), "[[routes]]\ntemplate = \"/a/{x}\"\n[metrics]\nmax_handlers = 1\n[[routes]]\ntemplate = \"/b\"\n").await;

@@ -4,6 +4,8 @@
 
 mod admin;
 mod cardinality;
+mod early_answer;
+mod exposition;
 mod failures;
 mod forwarding;
 mod items_api;

@@ -133,7 +133,7 @@ impl Sidecar {
     }
 
     pub async fn scrape(&self) -> Scrape {
-        let response = testkit::http::get(&self.admin_url("/metrics"))
+        let response = testkit::http::scrape(&self.admin_url("/metrics"))
             .await
             .unwrap();
         assert_eq!(response.status, 200);
