@@ -8,8 +8,9 @@
 //!   to a documented family, with its type and label names;
 //! - every metric a dashboard, a variable or a rule reads is exported by a real scrape of the
 //!   two processes (or recorded by our rules, or written by Prometheus itself);
-//! - every seed query of docs/metrics.md, every recording rule and every panel query of every
-//!   dashboard (Grafana variables substituted) returns data from Prometheus' HTTP API;
+//! - every panel query of every dashboard returns data from Prometheus' HTTP API already after
+//!   the first, failure-free traffic (0, not "No data", for error and fault panels); after the
+//!   failures, so do every seed query of docs/metrics.md and every recording rule;
 //! - every rule evaluates without error;
 //! - stopping the api makes RedsideTargetDown and RedsideHigh5xxRatio (the real rules, with
 //!   their real `for:`) reach `firing` in /api/v1/alerts.
@@ -42,7 +43,8 @@ fn macros() -> Macros {
     }
 }
 
-/// Every query that must return data, with where it comes from.
+/// Every query that must return data once the stack has seen traffic and failures, with
+/// where it comes from.
 fn queries_that_must_return_data() -> anyhow::Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Contract::load()?
         .seed_queries
@@ -52,6 +54,14 @@ fn queries_that_must_return_data() -> anyhow::Result<Vec<(String, String)>> {
     for name in rules::recorded_names()? {
         out.push((format!("recording rule {name}"), name));
     }
+    out.extend(panel_queries()?);
+    Ok(out)
+}
+
+/// Every panel query of every dashboard, Grafana variables substituted: a healthy stack with
+/// traffic must already give each of them data (a 0, not "No data").
+fn panel_queries() -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
     for d in Dashboard::load_all()? {
         for q in d.queries() {
             let expr = promql::substitute(&q.expr, &macros())?;
@@ -59,6 +69,32 @@ fn queries_that_must_return_data() -> anyhow::Result<Vec<(String, String)>> {
         }
     }
     Ok(out)
+}
+
+/// Polls Prometheus until every query of `queries` returns data; panics after 60 s with the
+/// ones still empty.
+async fn until_all_return_data(prom: &PrometheusServer, what: &str, queries: &[(String, String)]) {
+    let empty = poll(what, Duration::from_secs(60), || async {
+        let mut empty = Vec::new();
+        for (what, expr) in queries {
+            let result = prom
+                .query(expr)
+                .await
+                .with_context(|| format!("{what}: {expr}"))?;
+            if result.is_empty() {
+                empty.push(format!("{what}: {expr}"));
+            }
+        }
+        if empty.is_empty() {
+            Ok(Some(()))
+        } else {
+            anyhow::bail!("still empty:\n  {}", empty.join("\n  "))
+        }
+    })
+    .await;
+    if let Err(e) = empty {
+        panic!("{e:#}\nPrometheus log:\n{}", prom.log());
+    }
 }
 
 async fn sidecar_get_all_fail(stack: &Stack, n: usize) -> anyhow::Result<usize> {
@@ -169,6 +205,18 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
 
     // --- traffic: CRUD mix, then the api goes away for a moment (502s), then more CRUD -------
     let first = stack.traffic(400, 40).await?;
+    // A healthy stack (traffic, no failure yet): no panel shows "No data".
+    let panels = panel_queries()?;
+    until_all_return_data(
+        &prom,
+        "every panel query to return data before any failure",
+        &panels,
+    )
+    .await;
+    eprintln!(
+        "{} panel queries returned data on a healthy stack",
+        panels.len()
+    );
     stack.stop_api().await?;
     let failed = sidecar_get_all_fail(&stack, 20).await?;
     assert_eq!(
@@ -225,31 +273,7 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
 
     // --- every query returns data ---------------------------------------------------------
     let queries = queries_that_must_return_data()?;
-    let empty = poll(
-        "every query to return data",
-        Duration::from_secs(60),
-        || async {
-            let mut empty = Vec::new();
-            for (what, expr) in &queries {
-                let result = prom
-                    .query(expr)
-                    .await
-                    .with_context(|| format!("{what}: {expr}"))?;
-                if result.is_empty() {
-                    empty.push(format!("{what}: {expr}"));
-                }
-            }
-            if empty.is_empty() {
-                Ok(Some(()))
-            } else {
-                anyhow::bail!("still empty:\n  {}", empty.join("\n  "))
-            }
-        },
-    )
-    .await;
-    if let Err(e) = empty {
-        panic!("{e:#}\nPrometheus log:\n{}", prom.log());
-    }
+    until_all_return_data(&prom, "every query to return data", &queries).await;
     eprintln!("{} queries returned data", queries.len());
 
     // Variables offer the routes; annotations are valid queries (they may be empty).
