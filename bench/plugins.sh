@@ -7,7 +7,8 @@
 # bodies), both. Two request kinds: GET /items/{id} and POST /items with a JSON body.
 # The four configurations are measured in interleaved rounds (BENCH_ROUNDS, default 3) and each
 # row shows the median round, so a burst of load from another process skews one round, not a row.
-# Prints req/s, p50/p99, the throughput ratio against "no plugin" and the added p50/p99.
+# Prints req/s, p50/p99, the throughput ratio against "no plugin" and the added p50/p99, and the
+# sidecar's RSS per configuration (idle after start, after the load, peak).
 # Then the cost of one callback and one hostcall round trip, and of one request through the
 # plugin layer in-process (sidecar/examples/plugin_callback.rs).
 #
@@ -84,8 +85,12 @@ start_sidecar() { # config text
     die "the sidecar did not start: $(cat "$work/sidecar.log")"
 }
 
+kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$sidecar_pid/status"; } # VmRSS | VmHWM
+
 run() { # scenario config
     start_sidecar "$2"
+    sleep 0.5 # start-up allocations settle
+    local idle_kib; idle_kib=$(kib VmRSS)
     for kind in get post; do
         local args=(-t"$threads" -c"$connections" -H "User-Agent: wrk/4.2")
         local url="http://127.0.0.1:$port/items/7"
@@ -97,10 +102,12 @@ run() { # scenario config
         echo "$1 $kind $round $(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/$1.$kind.wrk") $(wrk_ms 50% <"$work/$1.$kind.wrk") $(wrk_ms 99% <"$work/$1.$kind.wrk")" >>"$work/results"
     done
     curl -fsS "http://127.0.0.1:$admin_port/metrics" | grep -E '^sidecar_plugin_faults_total' >&2 || true
+    echo "$1 $round $idle_kib $(kib VmRSS) $(kib VmHWM)" >>"$work/memory"
     stop "$sidecar_pid"; sidecar_pid=""
 }
 
 : >"$work/results"
+: >"$work/memory"
 for round in $(seq "$rounds"); do
     run none "$routes"
     run client-slo "$routes$client_slo"
@@ -119,6 +126,14 @@ awk '{ key = $2; if ($1 == "none") { base_rps[key] = $3; base50[key] = $4; base9
      END { for (i = 1; i <= NR; i++) { split(row[i], f, " "); k = f[2]
            printf "%-16s %-5s %9s %7.2f %9.3f %9.3f %+11.3f %+11.3f\n", f[1], toupper(k), f[3], f[3] / base_rps[k], f[4], f[5], f[4] - base50[k], f[5] - base99[k] } }' \
     <(for p in none client-slo items-business both; do grep "^$p " "$work/medians"; done)
+echo
+echo "sidecar memory (MiB, median round): idle after start, after the load, peak (VmHWM)"
+printf "%-16s %9s %11s %9s %11s\n" "plugins" "idle" "after load" "peak" "+peak"
+sort -k1,1 -k5,5n "$work/memory" | awk -v r="$rounds" '
+    { n[$1]++; if (n[$1] == int((r + 1) / 2)) { idle[$1] = $3; after[$1] = $4; peak[$1] = $5 } }
+    END { split("none client-slo items-business both", order, " ")
+          for (i = 1; i <= 4; i++) { p = order[i]
+              printf "%-16s %9.1f %11.1f %9.1f %+11.1f\n", p, idle[p] / 1024, after[p] / 1024, peak[p] / 1024, (peak[p] - peak["none"]) / 1024 } }'
 echo
 echo "one call into a plugin (sidecar/examples/plugin_callback.rs, in-process, one core):"
 "$target/examples/plugin_callback"

@@ -195,11 +195,12 @@ impl PluginInstance {
         self.store.set_epoch_deadline(self.deadline);
         let started = Instant::now();
         let result = func.call(&mut self.store, params);
-        self.handles
-            .callback(callback, started.elapsed().as_secs_f64());
+        self.handles.callback(callback, started.elapsed());
         let memory = self.store.data().limiter.memory_bytes as i64;
-        self.handles.memory_delta(memory - self.reported_memory);
-        self.reported_memory = memory;
+        if memory != self.reported_memory {
+            self.handles.memory_delta(memory - self.reported_memory);
+            self.reported_memory = memory;
+        }
         result.map_err(|error| {
             let state = self.store.data_mut();
             let kind = if state.limiter.denied {
@@ -215,6 +216,25 @@ impl PluginInstance {
                 last_critical: state.last_critical.take(),
             }
         })
+    }
+
+    /// Whether the guest exports `callback` (what it does not export, the host need not prepare).
+    pub fn exported(&self, callback: Callback) -> bool {
+        let e = &self.exports;
+        match callback {
+            Callback::ContextCreate => e.context_create.is_some(),
+            Callback::RequestHeaders => e.request_headers.is_some(),
+            Callback::RequestBody => e.request_body.is_some(),
+            Callback::RequestTrailers => e.request_trailers.is_some(),
+            Callback::ResponseHeaders => e.response_headers.is_some(),
+            Callback::ResponseBody => e.response_body.is_some(),
+            Callback::ResponseTrailers => e.response_trailers.is_some(),
+            Callback::Log => e.log.is_some(),
+            Callback::Done => e.done.is_some(),
+            Callback::Delete => e.delete.is_some(),
+            Callback::Tick => e.tick.is_some(),
+            Callback::Initialize | Callback::VmStart | Callback::Configure => true,
+        }
     }
 
     /// The host state (request views, buffers).

@@ -22,6 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::abi::MetricType;
 use super::config::PluginConfig;
 
+pub mod durations;
 mod store;
 
 pub use store::MetricStore;
