@@ -17,7 +17,7 @@ use std::time::Instant;
 use http::{Request, Response};
 use prometheus_client::registry::Registry;
 use sidecar::body::{Body, full};
-use sidecar::wasm::host_metrics::Callback;
+use sidecar::wasm::metrics::host::Callback;
 use sidecar::wasm::state::{RequestInfo, Stream};
 use sidecar::wasm::{PluginConfig, PluginLayer, PluginSet, WasmRuntime};
 use tower::{Layer, ServiceExt};
@@ -45,7 +45,6 @@ fn info() -> Arc<RequestInfo> {
         started: Instant::now(),
         route: None,
         peer: None,
-        upstream: None,
     })
 }
 

@@ -12,7 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -25,7 +25,7 @@ use tower::{Layer, Service};
 
 use super::body::{Collected, Observed, collect, rebuild};
 use super::plugin::Plugin;
-use super::set::PluginSet;
+use super::set::{PluginSet, WorkerSnapshot};
 use super::state::{LocalResponse, Pairs, RequestInfo};
 use super::stream::{ActiveStream, Ending, Outcome};
 use crate::body::Body;
@@ -50,6 +50,7 @@ impl<S> Layer<S> for PluginLayer {
     fn layer(&self, inner: S) -> PluginService<S> {
         PluginService {
             inner,
+            local: Arc::new(Mutex::new(self.set.worker_snapshot())),
             set: Arc::new(self.set.clone()),
         }
     }
@@ -62,6 +63,8 @@ pub struct PluginService<S> {
     /// One allocation per worker: the stack is cloned per connection, and this clone must not
     /// touch the counts the workers share.
     set: Arc<PluginSet>,
+    /// This worker's copy of the live list (its lock is only ever taken by this worker).
+    local: Arc<Mutex<WorkerSnapshot>>,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -87,31 +90,34 @@ where
         if self.set.is_empty() {
             return Either::Left(self.inner.call(request));
         }
-        let plugins = self.set.snapshot();
+        let plugins = {
+            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            self.set.snapshot_for(&mut local)
+        };
         // The clone takes over readiness for the next call; `inner` was made ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let upstream = self.set.upstream().cloned();
         // Boxed here, where `S` is known, so `filter` needs no generic future (whose `Send`
         // the compiler cannot prove across the awaits in an async fn).
         let forward: Forward = Box::new(move |request| Box::pin(inner.call(request)));
-        Either::Right(Box::pin(filter(plugins, forward, request, upstream)))
+        Either::Right(Box::pin(filter(plugins, forward, request)))
     }
 }
 
-fn request_info(request: &Request<Body>, upstream: Option<Arc<str>>) -> RequestInfo {
+fn request_info(parts: &mut http::request::Parts) -> RequestInfo {
     RequestInfo {
-        method: request.method().clone(),
-        uri: request.uri().clone(),
-        version: request.version(),
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        version: parts.version,
         started: Instant::now(),
-        route: request
-            .extensions()
-            .get::<MatchedRoute>()
+        // Taken, not cloned: nothing below this layer reads it, and a clone would write the
+        // template's reference count, shared by every worker.
+        route: parts
+            .extensions
+            .remove::<MatchedRoute>()
             .filter(|r| r.templated)
-            .map(|r| r.handler.clone()),
-        peer: request.extensions().get::<serve::Peer>().copied(),
-        upstream,
+            .map(|r| r.handler),
+        peer: parts.extensions.get::<serve::Peer>().copied(),
     }
 }
 
@@ -151,21 +157,20 @@ async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
 type Forward = Box<dyn FnOnce(Request<Body>) -> BoxFuture + Send>;
 
 async fn filter(
-    plugins: Arc<Vec<Arc<Plugin>>>,
+    plugins: Arc<[Arc<Plugin>]>,
     forward: Forward,
     request: Request<Body>,
-    upstream: Option<Arc<str>>,
 ) -> Result<Response<Body>, Infallible> {
-    let info = Arc::new(request_info(&request, upstream));
     let (mut parts, body) = request.into_parts();
+    let info = Arc::new(request_info(&mut parts));
     // Shared with every plugin's view, copied only if a guest writes to it.
     let mut headers = Arc::new(std::mem::take(&mut parts.headers));
     let end_of_stream = body.is_end_stream();
     let mut streams: Vec<ActiveStream> = Vec::with_capacity(plugins.len());
     let mut local = None;
-    for plugin in plugins.iter() {
+    for index in 0..plugins.len() {
         let Some((stream, mut outcome)) =
-            ActiveStream::begin(plugin, &info, &headers, end_of_stream)
+            ActiveStream::begin(&plugins, index, &info, &headers, end_of_stream)
         else {
             continue;
         };

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use wasmtime::{Engine, Instance, InstancePre, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use super::abi::{Action, ROOT_CONTEXT_ID};
-use super::host_metrics::{Callback, FaultKind, PluginHandles};
 use super::limits::deadline_ticks;
+use super::metrics::host::{Callback, FaultKind, PluginHandles};
 use super::state::{HostState, PluginShared};
 
 /// Why an instance stopped being usable.

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, InstancePre};
 
-use super::host_metrics::{Callback, FaultKind, HostMetrics, PluginHandles};
 use super::instance::{Fault, PluginInstance};
+use super::metrics::host::{Callback, FaultKind, HostMetrics, PluginHandles};
 use super::state::{HostState, PluginShared};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -115,15 +115,14 @@ impl Plugin {
                 }))
             })
             .collect();
-        let canary = PluginInstance::start(engine, &pre, shared.clone(), handles.clone()).map_err(
-            |fault| {
+        let canary = PluginInstance::start(engine, &pre, shared.clone(), handles.for_slot(0))
+            .map_err(|fault| {
                 let critical = fault
                     .last_critical
                     .map(|c| format!(" (last critical log: {c})"))
                     .unwrap_or_default();
                 anyhow::anyhow!("starting the plugin failed: {}{critical}", fault.message)
-            },
-        )?;
+            })?;
         let exports = Callback::ALL.map(|c| canary.exported(c));
         let plugin = Arc::new_cyclic(|this| Plugin {
             shared,
@@ -251,7 +250,7 @@ impl Plugin {
             &self.engine,
             &self.pre,
             self.shared.clone(),
-            self.handles.clone(),
+            self.handles.for_slot(index),
         ) {
             Ok(instance) => {
                 slot.instance = Some(instance);

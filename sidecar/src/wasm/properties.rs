@@ -70,10 +70,10 @@ pub fn get(state: &HostState, path: &[u8]) -> Option<Vec<u8>> {
     if let Some(value) = stream.properties.get(path) {
         return Some(value.clone());
     }
-    stream_property(stream, &segments)
+    stream_property(stream, state.plugin.upstream.as_deref(), &segments)
 }
 
-fn stream_property(stream: &Stream, segments: &[&[u8]]) -> Option<Vec<u8>> {
+fn stream_property(stream: &Stream, upstream: Option<&str>, segments: &[&[u8]]) -> Option<Vec<u8>> {
     let info = &stream.info;
     let response = &stream.response;
     let request_headers = &*stream.request_headers;
@@ -122,15 +122,9 @@ fn stream_property(stream: &Stream, segments: &[&[u8]]) -> Option<Vec<u8>> {
         [b"destination", b"port"] => Some(int(u64::from(info.peer?.local.port()))),
         [b"connection", b"id"] => Some(int(info.peer?.connection_id)),
         [b"connection", b"mtls"] => Some(vec![0]),
-        [b"upstream", b"address"] => text(info.upstream.as_deref()?),
+        [b"upstream", b"address"] => text(upstream?),
         [b"upstream", b"port"] => {
-            let port = info
-                .upstream
-                .as_deref()?
-                .rsplit_once(':')?
-                .1
-                .parse::<u64>()
-                .ok()?;
+            let port = upstream?.rsplit_once(':')?.1.parse::<u64>().ok()?;
             Some(int(port))
         }
         [b"upstream", b"request_attempt_count"] => response.code.map(|_| int(1)),

@@ -27,6 +27,8 @@ pub struct PluginShared {
     pub metrics: Arc<MetricStore>,
     /// Shared data of its VM id.
     pub shared_data: Arc<SharedData>,
+    /// The `upstream.address` property (`host:port`), the same for every request.
+    pub upstream: Option<Arc<str>>,
 }
 
 /// The request facts properties are made of, taken when the request arrives: cheap clones
@@ -46,8 +48,6 @@ pub struct RequestInfo {
     pub route: Option<Arc<str>>,
     /// Client and local addresses, connection number.
     pub peer: Option<serve::Peer>,
-    /// Upstream authority (`host:port`).
-    pub upstream: Option<Arc<str>>,
 }
 
 impl RequestInfo {

@@ -11,8 +11,8 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use super::abi::{Action, BufferType, MapType};
-use super::host_metrics::{Callback, FaultKind};
 use super::instance::{Fault, PluginInstance};
+use super::metrics::host::{Callback, FaultKind};
 use super::plugin::{Lease, Plugin};
 use super::state::{Buffer, LocalResponse, RequestInfo, Stream};
 
@@ -47,7 +47,10 @@ pub struct Ending {
 /// A request's context on one plugin instance.
 #[derive(Debug)]
 pub struct ActiveStream {
-    plugin: Arc<Plugin>,
+    /// The request's plugin list (a worker's copy: cloning it writes no shared line).
+    plugins: Arc<[Arc<Plugin>]>,
+    /// This plugin's index in it.
+    index: usize,
     lease: Lease,
     ctx: u32,
     /// Set once the end-of-request callbacks ran (or were handed to a task).
@@ -81,14 +84,15 @@ fn outcome(inst: &mut PluginInstance, ctx: u32, action: Action, map: Option<MapT
 impl ActiveStream {
     /// Creates the context and calls `on_request_headers`.
     pub fn begin(
-        plugin: &Arc<Plugin>,
+        plugins: &Arc<[Arc<Plugin>]>,
+        index: usize,
         info: &Arc<RequestInfo>,
         headers: &Arc<HeaderMap>,
         end_of_stream: bool,
     ) -> Option<(ActiveStream, Outcome)> {
         // Pseudo-headers count as pairs.
         let pairs = 4 + headers.len();
-        let (lease, (ctx, outcome)) = plugin.begin(|inst| {
+        let (lease, (ctx, outcome)) = plugins[index].begin(|inst| {
             let ctx = inst.next_context_id();
             inst.state()
                 .streams
@@ -102,7 +106,8 @@ impl ActiveStream {
         })?;
         Some((
             ActiveStream {
-                plugin: plugin.clone(),
+                plugins: plugins.clone(),
+                index,
                 lease,
                 ctx,
                 ended: false,
@@ -112,15 +117,15 @@ impl ActiveStream {
     }
 
     /// The plugin.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugins[self.index]
     }
 
     /// Runs `f` with the instance and this request's view; `None` when the plugin is out of the
     /// request (instance replaced, view gone).
     fn with<R>(&self, f: impl FnOnce(&mut PluginInstance, u32) -> Result<R, Fault>) -> Option<R> {
         let ctx = self.ctx;
-        self.plugin
+        self.plugin()
             .with(self.lease, |inst| {
                 if !inst.state().streams.contains_key(&ctx) {
                     return Ok(None);
@@ -139,7 +144,7 @@ impl ActiveStream {
         prepare: impl FnOnce(&mut PluginInstance, u32),
     ) -> Option<Outcome> {
         let ctx = self.ctx;
-        self.plugin.with(self.lease, |inst| {
+        self.plugin().with(self.lease, |inst| {
             if !inst.state().streams.contains_key(&ctx) {
                 return Ok(None);
             }
@@ -151,7 +156,7 @@ impl ActiveStream {
 
     /// `on_request_body` with the whole body (and trailers, readable as a map).
     pub fn request_body(&self, data: &[u8], trailers: Option<Arc<HeaderMap>>) -> Option<Outcome> {
-        if !self.plugin.exports(Callback::RequestBody) {
+        if !self.plugin().exports(Callback::RequestBody) {
             return None;
         }
         self.call_data(Callback::RequestBody, data.len(), None, |inst, ctx| {
@@ -174,7 +179,7 @@ impl ActiveStream {
         headers: &Arc<HeaderMap>,
         details: &'static str,
     ) -> Option<Outcome> {
-        if !self.plugin.exports(Callback::ResponseHeaders) {
+        if !self.plugin().exports(Callback::ResponseHeaders) {
             return None;
         }
         let pairs = 1 + headers.len();
@@ -194,7 +199,7 @@ impl ActiveStream {
 
     /// `on_response_body` with the whole body.
     pub fn response_body(&self, data: &[u8]) -> Option<Outcome> {
-        if !self.plugin.exports(Callback::ResponseBody) {
+        if !self.plugin().exports(Callback::ResponseBody) {
             return None;
         }
         self.call_data(Callback::ResponseBody, data.len(), None, |inst, _| {
@@ -210,7 +215,7 @@ impl ActiveStream {
     /// send a local response, at most the plugin's `pause_timeout_ms`; on timeout the request
     /// continues without waiting (fail-open) and a `pause_timeout` fault is counted.
     pub async fn wait_resumed(&self) -> Option<LocalResponse> {
-        let timeout = Duration::from_millis(self.plugin.config().pause_timeout_ms);
+        let timeout = Duration::from_millis(self.plugin().config().pause_timeout_ms);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let state = self.with(|inst, ctx| {
@@ -223,8 +228,8 @@ impl ActiveStream {
                 Some((false, None)) => {}
             }
             if tokio::time::Instant::now() >= deadline {
-                self.plugin.count_fault(FaultKind::PauseTimeout);
-                tracing::warn!(plugin = %self.plugin.config().name, ?timeout, "plugin paused the request and did not resume it; continuing without it");
+                self.plugin().count_fault(FaultKind::PauseTimeout);
+                tracing::warn!(plugin = %self.plugin().config().name, ?timeout, "plugin paused the request and did not resume it; continuing without it");
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -267,7 +272,7 @@ impl ActiveStream {
     }
 
     fn await_done(&self) {
-        let (plugin, lease, ctx) = (self.plugin.clone(), self.lease, self.ctx);
+        let (plugin, lease, ctx) = (self.plugin().clone(), self.lease, self.ctx);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             plugin.with(lease, |inst| inst.on_delete(ctx));
             return;

@@ -1,4 +1,4 @@
-//! The host's own metrics about each plugin (names fixed in the project brief):
+//! The host's own metrics about each plugin:
 //! `sidecar_plugin_callbacks_total{plugin,callback}`, `sidecar_plugin_faults_total{plugin,kind}`,
 //! `sidecar_plugin_reloads_total{plugin,result}`, `sidecar_plugin_callback_duration_seconds{plugin}`,
 //! `sidecar_plugin_memory_bytes{plugin}`, `sidecar_plugin_series_overflow_total{plugin}`.
@@ -9,7 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::metrics::durations::Durations;
+use super::shards::{Durations, ShardedCounter};
 
 /// Why an instance was discarded (or never made).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +74,7 @@ struct ReloadLabels {
 /// Handles to the host metric families (cheap clones).
 #[derive(Clone, Debug, Default)]
 pub struct HostMetrics {
-    callbacks: Family<CallbackLabels, Counter>,
+    callbacks: Family<CallbackLabels, ShardedCounter>,
     faults: Family<FaultLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     duration: Family<PluginLabel, Durations>,
@@ -214,10 +214,13 @@ impl Callback {
     }
 }
 
-/// One plugin's metric handles, resolved once so a callback costs two atomic adds.
+/// One plugin's metric handles, resolved once so a callback costs three atomic adds, on cache
+/// lines no other worker writes (see [`super::shards`]).
 #[derive(Clone, Debug)]
 pub struct PluginHandles {
-    callbacks: Vec<Counter>,
+    /// The shard this instance slot writes.
+    shard: usize,
+    callbacks: Vec<ShardedCounter>,
     /// By [`FaultKind::ALL`] order.
     faults: [Counter; FaultKind::ALL.len()],
     duration: Durations,
@@ -249,6 +252,7 @@ impl PluginHandles {
             metrics.faults.get_or_create(&labels).clone()
         });
         PluginHandles {
+            shard: 0,
             callbacks,
             faults,
             duration: metrics.duration.get_or_create(&label).clone(),
@@ -256,13 +260,21 @@ impl PluginHandles {
         }
     }
 
+    /// The handles an instance in slot `slot` uses.
+    pub fn for_slot(&self, slot: usize) -> PluginHandles {
+        PluginHandles {
+            shard: slot,
+            ..self.clone()
+        }
+    }
+
     /// Counts a callback and its duration.
     pub fn callback(&self, callback: Callback, elapsed: std::time::Duration) {
         // `ALL` lists the variants in declaration order.
         if let Some(counter) = self.callbacks.get(callback as usize) {
-            counter.inc();
+            counter.inc(self.shard);
         }
-        self.duration.observe(elapsed);
+        self.duration.observe(self.shard, elapsed);
     }
 
     /// Counts a fault.
