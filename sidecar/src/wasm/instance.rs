@@ -27,6 +27,10 @@ pub struct Fault {
     pub last_critical: Option<String>,
 }
 
+/// The least CPU deadline of the start-up callbacks (`_initialize`, `on_vm_start`,
+/// `on_configure`).
+const START_DEADLINE: Duration = Duration::from_secs(1);
+
 type Fn2<R> = TypedFunc<(i32, i32), R>;
 type Fn3 = TypedFunc<(i32, i32, i32), i32>;
 
@@ -79,11 +83,14 @@ impl PluginInstance {
         handles: PluginHandles,
     ) -> Result<PluginInstance, Fault> {
         let deadline = deadline_ticks(shared.config.deadline());
+        // Start-up callbacks (parsing configuration, defining metrics) get at least a second:
+        // the deadline is wall-clock, and on a loaded machine a 100 ms one failed whole loads.
+        let start_deadline = deadline.max(deadline_ticks(START_DEADLINE));
         let vm_config_len = shared.config.vm_configuration.len() as i32;
         let plugin_config_len = shared.config.configuration.len() as i32;
         let mut store = Store::new(engine, HostState::new(shared));
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline);
+        store.set_epoch_deadline(start_deadline);
         let fail = |kind, e: wasmtime::Error| Fault {
             kind,
             message: format!("{e:#}"),
@@ -108,7 +115,7 @@ impl PluginInstance {
             store,
             exports: Arc::new(exports),
             handles,
-            deadline,
+            deadline: start_deadline,
             reported_memory: 0,
         };
         if let Some(init) = init {
@@ -146,6 +153,7 @@ impl PluginInstance {
                 this.refused("proxy_on_configure returned false (plugin configuration rejected)")
             );
         }
+        this.deadline = deadline;
         Ok(this)
     }
 
