@@ -6,13 +6,13 @@
 //! guest is logically corrupt (the SDK's dispatcher stays borrowed).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::{Engine, Instance, InstancePre, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use super::abi::{Action, ROOT_CONTEXT_ID};
 use super::limits::deadline_ticks;
-use super::metrics::host::{Callback, FaultKind, PluginHandles};
+use super::metrics::host::{Callback, FaultKind, PluginHandles, clock};
 use super::state::{HostState, PluginShared};
 
 /// Why an instance stopped being usable.
@@ -201,9 +201,11 @@ impl PluginInstance {
         state.current = ctx;
         state.effective = ctx;
         self.store.set_epoch_deadline(self.deadline);
-        let started = Instant::now();
+        let clock = clock();
+        let started = clock.raw();
         let result = func.call(&mut self.store, params);
-        self.handles.callback(callback, started.elapsed());
+        let elapsed = clock.delta_as_nanos(started, clock.raw());
+        self.handles.callback(callback, elapsed);
         let memory = self.store.data().limiter.memory_bytes as i64;
         if memory != self.reported_memory {
             self.handles.memory_delta(memory - self.reported_memory);

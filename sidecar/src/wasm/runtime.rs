@@ -61,6 +61,8 @@ impl WasmRuntime {
         super::host::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking the Proxy-Wasm hostcalls")?;
+        // Calibrated now (a few milliseconds), not inside the first guest call's deadline.
+        super::metrics::host::clock();
         let metrics = PluginMetrics::default();
         registry.register_collector(Box::new(metrics.clone()));
         let host_metrics = HostMetrics::register(registry);
