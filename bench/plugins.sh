@@ -7,12 +7,17 @@
 # bodies), both. Two request kinds: GET /items/{id} and POST /items with a JSON body.
 # The four configurations are measured in interleaved rounds (BENCH_ROUNDS, default 3) and each
 # row shows the median round, so a burst of load from another process skews one round, not a row.
-# Prints req/s, p50/p99, the throughput ratio against "no plugin" and the added p50/p99.
+# Prints req/s, p50/p99, the throughput ratio against "no plugin" and the added p50/p99, and the
+# sidecar's RSS per configuration (idle after start, after the load, peak).
 # Then the cost of one callback and one hostcall round trip, and of one request through the
 # plugin layer in-process (sidecar/examples/plugin_callback.rs).
 #
 # Usage: bench/plugins.sh       Knobs: BENCH_CONNECTIONS (32), BENCH_THREADS (2),
-#        BENCH_DURATION (5, seconds), BENCH_ROUNDS (3), BENCH_PORT (18180; and the next two ports).
+#        BENCH_DURATION (5, seconds), BENCH_ROUNDS (3), BENCH_PORT (18180; and the next two ports),
+#        BENCH_BEFORE (a directory holding another build's `sidecar` and, in `examples/`,
+#        `plugin_callback`: each configuration is then also run with it, interleaved in the
+#        same rounds, as rows `before:<plugins>` with ratios against `before:none`: an A/B of
+#        two builds on the same machine at the same time).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,9 +76,9 @@ configuration = '"'"'{"threshold_ms": 250}'"'"'
 
 wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else f = 1000; sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'; }
 
-start_sidecar() { # config text
-    printf '%s' "$1" >"$work/sidecar.toml"
-    RUST_LOG=warn "$target/sidecar" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" \
+start_sidecar() { # binary config-text
+    printf '%s' "$2" >"$work/sidecar.toml"
+    RUST_LOG=warn "$1" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" \
         --upstream "http://127.0.0.1:$upstream_port" --config "$work/sidecar.toml" 2>"$work/sidecar.log" &
     sidecar_pid=$!
     for _ in $(seq 100); do
@@ -84,8 +89,12 @@ start_sidecar() { # config text
     die "the sidecar did not start: $(cat "$work/sidecar.log")"
 }
 
-run() { # scenario config
-    start_sidecar "$2"
+kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$sidecar_pid/status"; } # VmRSS | VmHWM
+
+run() { # scenario config [binary]
+    start_sidecar "${3:-$target/sidecar}" "$2"
+    sleep 0.5 # start-up allocations settle
+    local idle_kib; idle_kib=$(kib VmRSS)
     for kind in get post; do
         local args=(-t"$threads" -c"$connections" -H "User-Agent: wrk/4.2")
         local url="http://127.0.0.1:$port/items/7"
@@ -97,15 +106,25 @@ run() { # scenario config
         echo "$1 $kind $round $(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/$1.$kind.wrk") $(wrk_ms 50% <"$work/$1.$kind.wrk") $(wrk_ms 99% <"$work/$1.$kind.wrk")" >>"$work/results"
     done
     curl -fsS "http://127.0.0.1:$admin_port/metrics" | grep -E '^sidecar_plugin_faults_total' >&2 || true
+    echo "$1 $round $idle_kib $(kib VmRSS) $(kib VmHWM)" >>"$work/memory"
     stop "$sidecar_pid"; sidecar_pid=""
 }
 
 : >"$work/results"
+: >"$work/memory"
+before="${BENCH_BEFORE:-}"
+[[ -z $before || -x $before/sidecar ]] || die "BENCH_BEFORE=$before holds no sidecar binary"
+prefixes=("")
+[[ -n $before ]] && prefixes+=("before:")
 for round in $(seq "$rounds"); do
-    run none "$routes"
-    run client-slo "$routes$client_slo"
-    run items-business "$routes$items_business"
-    run both "$routes$client_slo$items_business"
+    for prefix in "${prefixes[@]}"; do
+        bin="$target/sidecar"
+        [[ -n $prefix ]] && bin="$before/sidecar"
+        run "${prefix}none" "$routes" "$bin"
+        run "${prefix}client-slo" "$routes$client_slo" "$bin"
+        run "${prefix}items-business" "$routes$items_business" "$bin"
+        run "${prefix}both" "$routes$client_slo$items_business" "$bin"
+    done
 done
 # The median round (by req/s) of each configuration and request kind.
 sort -k1,1 -k2,2 -k4,4n "$work/results" | awk -v r="$rounds" '
@@ -113,12 +132,29 @@ sort -k1,1 -k2,2 -k4,4n "$work/results" | awk -v r="$rounds" '
 
 echo
 echo "plugins in the sidecar: wrk $connections connections, $threads threads, median of $rounds rounds of ${duration}s, $(nproc) cores, $(uname -m), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf "%-16s %-5s %9s %7s %9s %9s %11s %11s\n" "plugins" "req" "req/s" "ratio" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms"
-awk '{ key = $2; if ($1 == "none") { base_rps[key] = $3; base50[key] = $4; base99[key] = $5 }
-       row[NR] = $0 }
-     END { for (i = 1; i <= NR; i++) { split(row[i], f, " "); k = f[2]
-           printf "%-16s %-5s %9s %7.2f %9.3f %9.3f %+11.3f %+11.3f\n", f[1], toupper(k), f[3], f[3] / base_rps[k], f[4], f[5], f[4] - base50[k], f[5] - base99[k] } }' \
-    <(for p in none client-slo items-business both; do grep "^$p " "$work/medians"; done)
+printf "%-22s %-5s %9s %7s %9s %9s %11s %11s\n" "plugins" "req" "req/s" "ratio" "p50 ms" "p99 ms" "+p50 ms" "+p99 ms"
+for prefix in "${prefixes[@]}"; do
+    awk -v base="${prefix}none" '{ key = $2; if ($1 == base) { base_rps[key] = $3; base50[key] = $4; base99[key] = $5 }
+           row[NR] = $0 }
+         END { for (i = 1; i <= NR; i++) { split(row[i], f, " "); k = f[2]
+               printf "%-22s %-5s %9s %7.2f %9.3f %9.3f %+11.3f %+11.3f\n", f[1], toupper(k), f[3], f[3] / base_rps[k], f[4], f[5], f[4] - base50[k], f[5] - base99[k] } }' \
+        <(for p in none client-slo items-business both; do grep "^$prefix$p " "$work/medians"; done)
+done
+echo
+echo "sidecar memory (MiB, median round): idle after start, after the load, peak (VmHWM)"
+printf "%-22s %9s %11s %9s %11s\n" "plugins" "idle" "after load" "peak" "+peak"
+for prefix in "${prefixes[@]}"; do
+    sort -k1,1 -k5,5n "$work/memory" | awk -v r="$rounds" -v pre="$prefix" '
+        { n[$1]++; if (n[$1] == int((r + 1) / 2)) { idle[$1] = $3; after[$1] = $4; peak[$1] = $5 } }
+        END { split("none client-slo items-business both", order, " ")
+              for (i = 1; i <= 4; i++) { p = pre order[i]
+                  printf "%-22s %9.1f %11.1f %9.1f %+11.1f\n", p, idle[p] / 1024, after[p] / 1024, peak[p] / 1024, (peak[p] - peak[pre "none"]) / 1024 } }'
+done
 echo
 echo "one call into a plugin (sidecar/examples/plugin_callback.rs, in-process, one core):"
 "$target/examples/plugin_callback"
+if [[ -n $before ]]; then
+    echo
+    echo "the same with BENCH_BEFORE's build ($before):"
+    (cd "$root/sidecar" && "$before/examples/plugin_callback")
+fi

@@ -12,12 +12,12 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use http::{Request, Response};
 use prometheus_client::registry::Registry;
 use sidecar::body::{Body, full};
-use sidecar::wasm::host_metrics::Callback;
+use sidecar::wasm::metrics::host::Callback;
 use sidecar::wasm::state::{RequestInfo, Stream};
 use sidecar::wasm::{PluginConfig, PluginLayer, PluginSet, WasmRuntime};
 use tower::{Layer, ServiceExt};
@@ -39,19 +39,12 @@ const GUEST: &str = r#"(module
 
 fn info() -> Arc<RequestInfo> {
     Arc::new(RequestInfo {
-        method: "GET".into(),
-        path: "/".into(),
-        scheme: "http",
-        host: "bench".into(),
-        protocol: "HTTP/1.1",
-        time: SystemTime::now(),
+        method: http::Method::GET,
+        uri: http::Uri::from_static("/"),
+        version: http::Version::HTTP_11,
         started: Instant::now(),
-        size: None,
         route: None,
-        source: None,
-        destination: None,
-        connection_id: None,
-        upstream: None,
+        peer: None,
     })
 }
 
@@ -113,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
             instance
                 .state()
                 .streams
-                .insert(ctx, Stream::new(info(), Vec::new()));
+                .insert(ctx, Stream::new(info(), Arc::default()));
             instance.on_context_create(ctx)?;
             Ok(ctx)
         })

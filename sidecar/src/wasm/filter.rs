@@ -12,22 +12,22 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::future::Either;
-use http::header::{CONTENT_LENGTH, HOST};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use tower::{Layer, Service};
 
 use super::body::{Collected, Observed, collect, rebuild};
 use super::plugin::Plugin;
-use super::set::PluginSet;
+use super::set::{PluginSet, WorkerSnapshot};
 use super::state::{LocalResponse, Pairs, RequestInfo};
-use super::stream::{ActiveStream, Outcome};
+use super::stream::{ActiveStream, Ending, Outcome};
 use crate::body::Body;
 use crate::routes::MatchedRoute;
 
@@ -50,6 +50,7 @@ impl<S> Layer<S> for PluginLayer {
     fn layer(&self, inner: S) -> PluginService<S> {
         PluginService {
             inner,
+            local: Arc::new(Mutex::new(self.set.worker_snapshot())),
             set: Arc::new(self.set.clone()),
         }
     }
@@ -62,6 +63,8 @@ pub struct PluginService<S> {
     /// One allocation per worker: the stack is cloned per connection, and this clone must not
     /// touch the counts the workers share.
     set: Arc<PluginSet>,
+    /// This worker's copy of the live list (its lock is only ever taken by this worker).
+    local: Arc<Mutex<WorkerSnapshot>>,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
@@ -87,69 +90,35 @@ where
         if self.set.is_empty() {
             return Either::Left(self.inner.call(request));
         }
-        let plugins = self.set.snapshot();
+        let plugins = {
+            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            self.set.snapshot_for(&mut local)
+        };
         // The clone takes over readiness for the next call; `inner` was made ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let upstream = self.set.upstream().map(|u| u.to_string());
         // Boxed here, where `S` is known, so `filter` needs no generic future (whose `Send`
         // the compiler cannot prove across the awaits in an async fn).
         let forward: Forward = Box::new(move |request| Box::pin(inner.call(request)));
-        Either::Right(Box::pin(filter(plugins, forward, request, upstream)))
+        Either::Right(Box::pin(filter(plugins, forward, request)))
     }
 }
 
-fn request_info(request: &Request<Body>, upstream: Option<String>) -> RequestInfo {
-    let peer = request.extensions().get::<serve::Peer>();
-    let route = request
-        .extensions()
-        .get::<MatchedRoute>()
-        .filter(|r| r.templated)
-        .map(|r| r.handler.to_string());
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
+fn request_info(parts: &mut http::request::Parts) -> RequestInfo {
     RequestInfo {
-        method: request.method().to_string(),
-        path: request
-            .uri()
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.to_string()),
-        scheme: "http",
-        host,
-        protocol: match request.version() {
-            http::Version::HTTP_10 => "HTTP/1.0",
-            http::Version::HTTP_2 => "HTTP/2",
-            _ => "HTTP/1.1",
-        },
-        time: SystemTime::now(),
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        version: parts.version,
         started: Instant::now(),
-        size: request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok()),
-        route,
-        source: peer.map(|p| p.remote),
-        destination: peer.map(|p| p.local),
-        connection_id: peer.map(|p| p.connection_id),
-        upstream,
+        // Taken, not cloned: nothing below this layer reads it, and a clone would write the
+        // template's reference count, shared by every worker.
+        route: parts
+            .extensions
+            .remove::<MatchedRoute>()
+            .filter(|r| r.templated)
+            .map(|r| r.handler),
+        peer: parts.extensions.get::<serve::Peer>().copied(),
     }
-}
-
-fn to_pairs(pseudo: Vec<(&str, String)>, headers: &HeaderMap) -> Pairs {
-    pseudo
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.into_bytes()))
-        .chain(
-            headers
-                .iter()
-                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())),
-        )
-        .collect()
 }
 
 /// Replaces `headers` with the guest's map (pseudo-headers are not headers; invalid names or
@@ -188,32 +157,25 @@ async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
 type Forward = Box<dyn FnOnce(Request<Body>) -> BoxFuture + Send>;
 
 async fn filter(
-    plugins: Arc<Vec<Arc<Plugin>>>,
+    plugins: Arc<[Arc<Plugin>]>,
     forward: Forward,
     request: Request<Body>,
-    upstream: Option<String>,
 ) -> Result<Response<Body>, Infallible> {
-    let info = Arc::new(request_info(&request, upstream));
     let (mut parts, body) = request.into_parts();
-    let pseudo = vec![
-        (":method", info.method.clone()),
-        (":path", info.path.clone()),
-        (":authority", info.host.clone()),
-        (":scheme", info.scheme.to_owned()),
-    ];
-    let mut headers = to_pairs(pseudo, &parts.headers);
+    let info = Arc::new(request_info(&mut parts));
+    // Shared with every plugin's view, copied only if a guest writes to it.
+    let mut headers = Arc::new(std::mem::take(&mut parts.headers));
     let end_of_stream = body.is_end_stream();
     let mut streams: Vec<ActiveStream> = Vec::with_capacity(plugins.len());
     let mut local = None;
-    for plugin in plugins.iter() {
+    for index in 0..plugins.len() {
         let Some((stream, mut outcome)) =
-            ActiveStream::begin(plugin, &info, &headers, end_of_stream)
+            ActiveStream::begin(&plugins, index, &info, &headers, end_of_stream)
         else {
             continue;
         };
         settle(&stream, &mut outcome).await;
         if let Some(changed) = outcome.headers {
-            apply_pairs(&mut parts.headers, &changed);
             headers = changed;
         }
         streams.push(stream);
@@ -232,7 +194,7 @@ async fn filter(
     if let (None, Some(limit), false) = (&local, body_limit, end_of_stream) {
         body = match collect(body, limit).await {
             Collected::Complete { mut data, trailers } => {
-                let trailer_pairs = trailers.as_ref().map(|t| to_pairs(Vec::new(), t));
+                let trailer_map = trailers.clone().map(Arc::new);
                 for stream in &streams {
                     if !stream.plugin().config().request_body {
                         continue;
@@ -241,15 +203,13 @@ async fn filter(
                         tracing::debug!(plugin = %stream.plugin().config().name, "request body over the plugin's limit; not observed");
                         continue;
                     }
-                    let Some(mut outcome) = stream.request_body(&data, trailer_pairs.clone())
-                    else {
+                    let Some(mut outcome) = stream.request_body(&data, trailer_map.clone()) else {
                         continue;
                     };
                     settle(stream, &mut outcome).await;
                     if let Some(changed) = outcome.body {
                         data = Bytes::from(changed);
-                        parts
-                            .headers
+                        Arc::make_mut(&mut headers)
                             .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
                     }
                     if outcome.local.is_some() {
@@ -269,6 +229,10 @@ async fn filter(
             Collected::Failed(body) => body,
         };
     }
+    // Plugins that export nothing past the request phases are done with this request.
+    // (Dropping a stream ends it: its view goes.)
+    streams.retain(|s| s.plugin().needs_end());
+    parts.headers = Arc::unwrap_or_clone(headers);
 
     let (mut response, details) = match local {
         Some(local) => (local_response(local), "wasm_local_reply"),
@@ -277,21 +241,22 @@ async fn filter(
             (response, "via_upstream")
         }
     };
-    respond(streams, &mut response, details).await;
+    if !streams.is_empty() {
+        respond(streams, &mut response, details).await;
+    }
     Ok(response)
 }
 
 /// Response phases (reverse plugin order), then hooks the end-of-request callbacks to the body.
 async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, details: &'static str) {
     let code = response.status().as_u16();
-    let mut headers = to_pairs(vec![(":status", code.to_string())], response.headers());
+    let mut headers = Arc::new(std::mem::take(response.headers_mut()));
     for stream in streams.iter().rev() {
         let Some(mut outcome) = stream.response_headers(code, &headers, details) else {
             continue;
         };
         settle(stream, &mut outcome).await;
         if let Some(changed) = outcome.headers {
-            apply_pairs(response.headers_mut(), &changed);
             headers = changed;
         }
     }
@@ -316,8 +281,7 @@ async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, deta
                     settle(stream, &mut outcome).await;
                     if let Some(changed) = outcome.body {
                         data = Bytes::from(changed);
-                        response
-                            .headers_mut()
+                        Arc::make_mut(&mut headers)
                             .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
                     }
                 }
@@ -333,13 +297,21 @@ async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, deta
             Collected::Failed(body) => body,
         };
     }
+    // The views keep theirs for `on_log`; the client gets a copy.
+    *response.headers_mut() = (*headers).clone();
     let body = std::mem::replace(response.body_mut(), crate::body::empty());
     *response.body_mut() = Observed::wrap(
         body,
         Box::new(move |sent, trailers| {
-            let trailers = trailers.map(|t| to_pairs(Vec::new(), &t));
+            let ending = Ending {
+                code: Some(code),
+                details: Some(details),
+                headers: Some(headers),
+                sent,
+                trailers: trailers.map(Arc::new),
+            };
             for stream in streams {
-                stream.finish(Some(code), sent, trailers.clone());
+                stream.finish(&ending);
             }
         }),
     );

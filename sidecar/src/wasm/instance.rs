@@ -6,13 +6,13 @@
 //! guest is logically corrupt (the SDK's dispatcher stays borrowed).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::{Engine, Instance, InstancePre, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
 use super::abi::{Action, ROOT_CONTEXT_ID};
-use super::host_metrics::{Callback, FaultKind, PluginHandles};
 use super::limits::deadline_ticks;
+use super::metrics::host::{Callback, FaultKind, PluginHandles, clock};
 use super::state::{HostState, PluginShared};
 
 /// Why an instance stopped being usable.
@@ -26,6 +26,10 @@ pub struct Fault {
     /// The plugin's last CRITICAL log line (the SDK logs panics there).
     pub last_critical: Option<String>,
 }
+
+/// The least CPU deadline of the start-up callbacks (`_initialize`, `on_vm_start`,
+/// `on_configure`).
+const START_DEADLINE: Duration = Duration::from_secs(1);
 
 type Fn2<R> = TypedFunc<(i32, i32), R>;
 type Fn3 = TypedFunc<(i32, i32, i32), i32>;
@@ -79,11 +83,14 @@ impl PluginInstance {
         handles: PluginHandles,
     ) -> Result<PluginInstance, Fault> {
         let deadline = deadline_ticks(shared.config.deadline());
+        // Start-up callbacks (parsing configuration, defining metrics) get at least a second:
+        // the deadline is wall-clock, and on a loaded machine a 100 ms one failed whole loads.
+        let start_deadline = deadline.max(deadline_ticks(START_DEADLINE));
         let vm_config_len = shared.config.vm_configuration.len() as i32;
         let plugin_config_len = shared.config.configuration.len() as i32;
         let mut store = Store::new(engine, HostState::new(shared));
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline);
+        store.set_epoch_deadline(start_deadline);
         let fail = |kind, e: wasmtime::Error| Fault {
             kind,
             message: format!("{e:#}"),
@@ -108,7 +115,7 @@ impl PluginInstance {
             store,
             exports: Arc::new(exports),
             handles,
-            deadline,
+            deadline: start_deadline,
             reported_memory: 0,
         };
         if let Some(init) = init {
@@ -146,6 +153,7 @@ impl PluginInstance {
                 this.refused("proxy_on_configure returned false (plugin configuration rejected)")
             );
         }
+        this.deadline = deadline;
         Ok(this)
     }
 
@@ -193,13 +201,16 @@ impl PluginInstance {
         state.current = ctx;
         state.effective = ctx;
         self.store.set_epoch_deadline(self.deadline);
-        let started = Instant::now();
+        let clock = clock();
+        let started = clock.raw();
         let result = func.call(&mut self.store, params);
-        self.handles
-            .callback(callback, started.elapsed().as_secs_f64());
+        let elapsed = clock.delta_as_nanos(started, clock.raw());
+        self.handles.callback(callback, elapsed);
         let memory = self.store.data().limiter.memory_bytes as i64;
-        self.handles.memory_delta(memory - self.reported_memory);
-        self.reported_memory = memory;
+        if memory != self.reported_memory {
+            self.handles.memory_delta(memory - self.reported_memory);
+            self.reported_memory = memory;
+        }
         result.map_err(|error| {
             let state = self.store.data_mut();
             let kind = if state.limiter.denied {
@@ -215,6 +226,25 @@ impl PluginInstance {
                 last_critical: state.last_critical.take(),
             }
         })
+    }
+
+    /// Whether the guest exports `callback` (what it does not export, the host need not prepare).
+    pub fn exported(&self, callback: Callback) -> bool {
+        let e = &self.exports;
+        match callback {
+            Callback::ContextCreate => e.context_create.is_some(),
+            Callback::RequestHeaders => e.request_headers.is_some(),
+            Callback::RequestBody => e.request_body.is_some(),
+            Callback::RequestTrailers => e.request_trailers.is_some(),
+            Callback::ResponseHeaders => e.response_headers.is_some(),
+            Callback::ResponseBody => e.response_body.is_some(),
+            Callback::ResponseTrailers => e.response_trailers.is_some(),
+            Callback::Log => e.log.is_some(),
+            Callback::Done => e.done.is_some(),
+            Callback::Delete => e.delete.is_some(),
+            Callback::Tick => e.tick.is_some(),
+            Callback::Initialize | Callback::VmStart | Callback::Configure => true,
+        }
     }
 
     /// The host state (request views, buffers).

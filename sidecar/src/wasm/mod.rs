@@ -9,7 +9,7 @@
 //! - [`host`]: the hostcalls, one file per family (with [`unsupported`] and [`wasi`]); [`memory`],
 //!   [`pairs`], [`properties`] their data formats; [`state`] what hostcalls can see; [`stream`]
 //!   one request inside one plugin.
-//! - [`metrics`], [`metric_names`]: plugin-defined metrics; [`host_metrics`]: the host's own.
+//! - [`metrics`]: plugin-defined metrics, their names, and the host's own `sidecar_plugin_*`.
 //! - [`filter`]: the tower layer that calls plugins around each request; [`body`] buffers
 //!   bodies for plugins that asked for them; [`set`]: the live plugin set and its reload.
 //! - [`limits`]: memory limit and CPU deadline; [`shared_data`]: `proxy_*_shared_data`.
@@ -19,11 +19,9 @@ pub mod body;
 pub mod config;
 pub mod filter;
 pub mod host;
-pub mod host_metrics;
 pub mod instance;
 pub mod limits;
 pub mod memory;
-pub mod metric_names;
 pub mod metrics;
 pub mod pairs;
 pub mod plugin;

@@ -11,23 +11,31 @@ const MAX_PAIRS: usize = 1024;
 
 /// Serializes `pairs`; empty input gives empty output.
 pub fn serialize<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
-    if pairs.is_empty() {
+    serialize_iter(|| pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+}
+
+/// Serializes the pairs `pairs()` yields (walked three times: count, sizes, bytes), straight
+/// from where they live, with one allocation.
+pub fn serialize_iter<'a, I>(pairs: impl Fn() -> I) -> Vec<u8>
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    let (count, bytes) = pairs().fold((0usize, 0usize), |(n, b), (k, v)| {
+        (n + 1, b + k.len() + v.len())
+    });
+    if count == 0 {
         return Vec::new();
     }
-    let size: usize = 4 + pairs
-        .iter()
-        .map(|(k, v)| 10 + k.as_ref().len() + v.as_ref().len())
-        .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (k, v) in pairs {
-        out.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
+    let mut out = Vec::with_capacity(4 + 10 * count + bytes);
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    for (k, v) in pairs() {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
     }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_ref());
+    for (k, v) in pairs() {
+        out.extend_from_slice(k);
         out.push(0);
-        out.extend_from_slice(v.as_ref());
+        out.extend_from_slice(v);
         out.push(0);
     }
     out

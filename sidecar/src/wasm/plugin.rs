@@ -3,18 +3,25 @@
 //! instance). Slot locks are `std::sync::Mutex`es held only during synchronous guest calls,
 //! never across an `.await`.
 //!
-//! A fault discards the slot's instance (never calling it again), counts the fault, logs the
-//! plugin's last CRITICAL line, and schedules a replacement with exponential backoff; requests
-//! meanwhile pass through without the plugin (fail-open). Tick timers run as tokio tasks per slot.
+//! A fault (trap, deadline, memory) costs only the callback that faulted, as Envoy's
+//! `FAIL_RELOAD`: the slot's instance is discarded (a trapped guest is corrupt), the fault is
+//! counted by kind and logged with the plugin's last CRITICAL line, and a fresh instance is
+//! started from the `InstancePre` right away, so the next request runs on it. Contexts of other
+//! requests that lived on the discarded instance are gone with it (those requests carry on
+//! without the plugin). Backoff applies only when starting an instance fails (instantiate,
+//! `on_vm_start` or `on_configure` fails or traps): counted as `instantiate`, logged, retried
+//! after 200 ms doubling to 30 s; meanwhile requests pass without that slot's plugin
+//! (fail-open). Tick timers run as tokio tasks per slot.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, InstancePre};
 
-use super::host_metrics::{FaultKind, HostMetrics, PluginHandles};
 use super::instance::{Fault, PluginInstance};
+use super::metrics::host::{Callback, FaultKind, HostMetrics, PluginHandles};
 use super::state::{HostState, PluginShared};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -24,11 +31,32 @@ struct Slot {
     instance: Option<PluginInstance>,
     generation: u64,
     retry_at: Option<Instant>,
-    consecutive_faults: u32,
+    /// Consecutive failures to start an instance (the backoff's exponent).
+    start_failures: u32,
     /// The root context's tick period, if it asked for one.
     tick: Option<Duration>,
     /// Whether a timer task serves this slot's current generation.
     ticking: bool,
+}
+
+/// A slot on its own cache lines: workers lock their own slots, and must not share a line.
+#[repr(align(128))]
+struct Padded(Mutex<Slot>);
+
+/// This thread's preferred slot number (modulo the pool size): each proxy worker is one thread,
+/// so each worker keeps to its own instance and its lock stays uncontended.
+fn home_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HOME: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+    HOME.with(|home| {
+        home.get().unwrap_or_else(|| {
+            let index = NEXT.fetch_add(1, Ordering::Relaxed);
+            home.set(Some(index));
+            index
+        })
+    })
 }
 
 /// Where a request's context lives: slot index and the instance generation it was created on.
@@ -46,8 +74,9 @@ pub struct Plugin {
     engine: Engine,
     pre: InstancePre<HostState>,
     handles: PluginHandles,
-    slots: Vec<Mutex<Slot>>,
-    next: AtomicUsize,
+    slots: Vec<Padded>,
+    /// Which callbacks the module exports, by `Callback as usize` (the same for every instance).
+    exports: [bool; Callback::ALL.len()],
     fingerprint: (usize, u64),
     this: Weak<Plugin>,
 }
@@ -76,39 +105,35 @@ impl Plugin {
         };
         let slots = (0..count)
             .map(|_| {
-                Mutex::new(Slot {
+                Padded(Mutex::new(Slot {
                     instance: None,
                     generation: 0,
                     retry_at: None,
-                    consecutive_faults: 0,
+                    start_failures: 0,
                     tick: None,
                     ticking: false,
-                })
+                }))
             })
             .collect();
+        let canary = PluginInstance::start(engine, &pre, shared.clone(), handles.for_slot(0))
+            .map_err(|fault| {
+                let critical = fault
+                    .last_critical
+                    .map(|c| format!(" (last critical log: {c})"))
+                    .unwrap_or_default();
+                anyhow::anyhow!("starting the plugin failed: {}{critical}", fault.message)
+            })?;
+        let exports = Callback::ALL.map(|c| canary.exported(c));
         let plugin = Arc::new_cyclic(|this| Plugin {
             shared,
             engine: engine.clone(),
             pre,
             handles,
             slots,
-            next: AtomicUsize::new(0),
+            exports,
             fingerprint,
             this: this.clone(),
         });
-        let canary = PluginInstance::start(
-            &plugin.engine,
-            &plugin.pre,
-            plugin.shared.clone(),
-            plugin.handles.clone(),
-        )
-        .map_err(|fault| {
-            let critical = fault
-                .last_critical
-                .map(|c| format!(" (last critical log: {c})"))
-                .unwrap_or_default();
-            anyhow::anyhow!("starting the plugin failed: {}{critical}", fault.message)
-        })?;
         {
             let mut slot = plugin.lock(0);
             slot.instance = Some(canary);
@@ -127,9 +152,32 @@ impl Plugin {
         self.fingerprint
     }
 
+    /// Whether the module exports `callback`.
+    pub fn exports(&self, callback: Callback) -> bool {
+        self.exports[callback as usize]
+    }
+
+    /// Whether a request's context must live past the request phases: the module exports a
+    /// response or end-of-request callback.
+    pub fn needs_end(&self) -> bool {
+        [
+            Callback::ResponseHeaders,
+            Callback::ResponseBody,
+            Callback::ResponseTrailers,
+            Callback::Log,
+            Callback::Done,
+            Callback::Delete,
+        ]
+        .into_iter()
+        .any(|c| self.exports(c))
+    }
+
     fn lock(&self, index: usize) -> MutexGuard<'_, Slot> {
         // A panic elsewhere while holding a slot must not take the plugin down with it.
-        self.slots[index].lock().unwrap_or_else(|e| e.into_inner())
+        self.slots[index]
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` on a live instance (a free one if any), starting a replacement if one is due.
@@ -139,14 +187,15 @@ impl Plugin {
         f: impl FnOnce(&mut PluginInstance) -> Result<R, Fault>,
     ) -> Option<(Lease, R)> {
         let n = self.slots.len();
-        let first = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        // A free slot with a live instance (or one due for replacement), else wait for ours.
-        let now = Instant::now();
+        let first = home_slot() % n;
+        // This worker's slot if free and live (or due for a start), else another free one,
+        // else wait for ours.
         let mut guard = (0..n)
             .map(|i| (first + i) % n)
             .find_map(|i| {
-                let slot = self.slots[i].try_lock().ok()?;
-                let usable = slot.instance.is_some() || slot.retry_at.is_none_or(|at| at <= now);
+                let slot = self.slots[i].0.try_lock().ok()?;
+                let usable =
+                    slot.instance.is_some() || slot.retry_at.is_none_or(|at| at <= Instant::now());
                 usable.then_some((i, slot))
             })
             .unwrap_or_else(|| (first, self.lock(first)));
@@ -186,12 +235,13 @@ impl Plugin {
                 Some(r)
             }
             Err(fault) => {
-                self.discard(slot, fault);
+                self.replace(slot, index, fault);
                 None
             }
         }
     }
 
+    /// Starts an instance in an empty slot unless a failed start's backoff is running.
     fn ensure_started(&self, slot: &mut Slot, index: usize) {
         if slot.instance.is_some() || slot.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
@@ -200,52 +250,53 @@ impl Plugin {
             &self.engine,
             &self.pre,
             self.shared.clone(),
-            self.handles.clone(),
+            self.handles.for_slot(index),
         ) {
             Ok(instance) => {
                 slot.instance = Some(instance);
                 slot.retry_at = None;
+                slot.start_failures = 0;
                 // A replacement's root context re-arms its tick timer right away.
                 self.after_call(slot, index);
-                tracing::info!(plugin = %self.shared.config.name, "plugin instance started");
             }
-            Err(fault) => self.discard(
-                slot,
-                Fault {
-                    kind: FaultKind::Instantiate,
-                    ..fault
-                },
-            ),
+            Err(fault) => self.start_failed(slot, fault),
         }
     }
 
-    fn discard(&self, slot: &mut Slot, fault: Fault) {
+    /// A callback faulted: discard the instance and start a fresh one now.
+    fn replace(&self, slot: &mut Slot, index: usize, fault: Fault) {
         self.handles.fault(fault.kind);
-        slot.consecutive_faults = slot.consecutive_faults.saturating_add(1);
-        let backoff = BACKOFF_BASE
-            .saturating_mul(1 << slot.consecutive_faults.min(8))
-            .min(BACKOFF_MAX);
         tracing::error!(
             plugin = %self.shared.config.name,
             kind = fault.kind.label(),
             error = %fault.message,
             last_critical = fault.last_critical.as_deref().unwrap_or(""),
-            retry_in = ?backoff,
-            "plugin instance discarded; requests pass through it unchanged until it is replaced"
+            "plugin instance faulted; the request goes on without it and the next one runs on a fresh instance"
         );
         slot.instance = None;
         slot.generation += 1;
         slot.tick = None;
         slot.ticking = false;
-        slot.retry_at = Some(Instant::now() + backoff);
+        slot.retry_at = None;
+        self.ensure_started(slot, index);
     }
 
-    /// Marks a request finished cleanly on `lease`'s slot (resets the crash-loop backoff).
-    pub fn healthy(&self, lease: Lease) {
-        let mut slot = self.lock(lease.slot);
-        if slot.generation == lease.generation {
-            slot.consecutive_faults = 0;
-        }
+    /// Starting an instance failed: count it, log it, retry after a backoff.
+    fn start_failed(&self, slot: &mut Slot, fault: Fault) {
+        self.handles.fault(FaultKind::Instantiate);
+        slot.start_failures = slot.start_failures.saturating_add(1);
+        let backoff = BACKOFF_BASE
+            .saturating_mul(1 << (slot.start_failures - 1).min(8))
+            .min(BACKOFF_MAX);
+        tracing::error!(
+            plugin = %self.shared.config.name,
+            kind = FaultKind::Instantiate.label(),
+            error = %fault.message,
+            last_critical = fault.last_critical.as_deref().unwrap_or(""),
+            retry_in = ?backoff,
+            "starting a plugin instance failed; requests pass without it until a retry succeeds"
+        );
+        slot.retry_at = Some(Instant::now() + backoff);
     }
 
     /// Counts a fault that does not discard the instance (a pause that timed out).

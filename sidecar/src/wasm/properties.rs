@@ -6,34 +6,54 @@
 
 use std::time::UNIX_EPOCH;
 
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use super::abi::MapType;
 use super::pairs;
-use super::state::{HostState, Pairs, Stream};
+use super::state::{HostState, MapView, Stream};
 
 fn int(value: u64) -> Vec<u8> {
     value.to_le_bytes().to_vec()
 }
 
-fn header(map: &Pairs, name: &[u8]) -> Option<Vec<u8>> {
-    // CEL joins repeated headers with ','.
-    let values: Vec<&[u8]> = map
-        .iter()
-        .filter(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_slice())
-        .collect();
-    (!values.is_empty()).then(|| values.join(&b","[..]))
+/// The declared Content-Length.
+fn request_size(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
-fn map_property(map: &Pairs, rest: &[&[u8]]) -> Option<Vec<u8>> {
+fn header(map: &HeaderMap, name: &[u8]) -> Option<Vec<u8>> {
+    // CEL joins repeated headers with ','.
+    let name = HeaderName::from_bytes(name).ok()?;
+    let mut values = map.get_all(name).iter().map(HeaderValue::as_bytes);
+    let first = values.next()?.to_vec();
+    Some(values.fold(first, |mut joined, v| {
+        joined.push(b',');
+        joined.extend_from_slice(v);
+        joined
+    }))
+}
+
+fn map_property(map: &HeaderMap, rest: &[&[u8]]) -> Option<Vec<u8>> {
     match rest {
-        [] => Some(pairs::serialize(
-            &map.iter()
-                .filter(|(k, _)| !k.starts_with(':'))
-                .cloned()
-                .collect::<Vec<_>>(),
-        )),
+        [] => Some(pairs::serialize_iter(|| {
+            map.iter()
+                .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
+        })),
         [name] => header(map, name),
         _ => None,
     }
+}
+
+/// Header bytes as Envoy counts them for `*.total_size` (name, value, ": " and CRLF).
+fn headers_size(view: MapView<'_>) -> u64 {
+    view.pairs()
+        .map(|(k, v)| k.len() + v.len() + 4)
+        .sum::<usize>() as u64
 }
 
 /// The value at `path` for the hostcall's effective context.
@@ -50,53 +70,45 @@ pub fn get(state: &HostState, path: &[u8]) -> Option<Vec<u8>> {
     if let Some(value) = stream.properties.get(path) {
         return Some(value.clone());
     }
-    stream_property(stream, &segments)
+    stream_property(stream, state.plugin.upstream.as_deref(), &segments)
 }
 
-fn stream_property(stream: &Stream, segments: &[&[u8]]) -> Option<Vec<u8>> {
+fn stream_property(stream: &Stream, upstream: Option<&str>, segments: &[&[u8]]) -> Option<Vec<u8>> {
     let info = &stream.info;
     let response = &stream.response;
+    let request_headers = &*stream.request_headers;
     let text = |s: &str| Some(s.as_bytes().to_vec());
+    let path = info.path();
     match segments {
-        [b"request", b"path"] => text(&info.path),
-        [b"request", b"url_path"] => text(info.path.split('?').next().unwrap_or_default()),
-        [b"request", b"query"] => info
-            .path
+        [b"request", b"path"] => text(path),
+        [b"request", b"url_path"] => text(path.split('?').next().unwrap_or_default()),
+        [b"request", b"query"] => path
             .split_once('?')
             .map(|(_, q)| q.split('#').next().unwrap_or_default().as_bytes().to_vec()),
-        [b"request", b"host"] => text(&info.host),
-        [b"request", b"scheme"] => text(info.scheme),
-        [b"request", b"method"] => text(&info.method),
-        [b"request", b"protocol"] => text(info.protocol),
-        [b"request", b"id"] => header(&stream.request_headers, b"x-request-id"),
-        [b"request", b"useragent"] => header(&stream.request_headers, b"user-agent"),
-        [b"request", b"referer"] => header(&stream.request_headers, b"referer"),
+        [b"request", b"host"] => text(info.host(request_headers)),
+        [b"request", b"scheme"] => text("http"),
+        [b"request", b"method"] => text(info.method.as_str()),
+        [b"request", b"protocol"] => text(info.protocol()),
+        [b"request", b"id"] => header(request_headers, b"x-request-id"),
+        [b"request", b"useragent"] => header(request_headers, b"user-agent"),
+        [b"request", b"referer"] => header(request_headers, b"referer"),
         [b"request", b"time"] => Some(int(
-            info.time.duration_since(UNIX_EPOCH).ok()?.as_nanos() as u64
+            info.time().duration_since(UNIX_EPOCH).ok()?.as_nanos() as u64
         )),
         [b"request", b"duration"] => Some(int(response.duration?.as_nanos() as u64)),
-        [b"request", b"size"] => Some(int(info.size?)),
+        [b"request", b"size"] => Some(int(request_size(request_headers)?)),
         [b"request", b"total_size"] => {
-            let headers: usize = stream
-                .request_headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 4)
-                .sum();
-            Some(int(info.size.unwrap_or(0) + headers as u64))
+            let headers = stream.with_map(MapType::RequestHeaders, headers_size)?;
+            Some(int(request_size(request_headers).unwrap_or(0) + headers))
         }
-        [b"request", b"headers", rest @ ..] => map_property(&stream.request_headers, rest),
+        [b"request", b"headers", rest @ ..] => map_property(request_headers, rest),
         [b"response", b"code"] => Some(int(u64::from(response.code?))),
         [b"response", b"code_details"] => text(response.code_details?),
         [b"response", b"flags"] => response.code.map(|_| int(0)),
         [b"response", b"size"] => Some(int(response.size?)),
         [b"response", b"total_size"] => {
-            let headers: usize = stream
-                .response_headers
-                .as_ref()?
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 4)
-                .sum();
-            Some(int(response.size? + headers as u64))
+            let headers = stream.with_map(MapType::ResponseHeaders, headers_size)?;
+            Some(int(response.size? + headers))
         }
         [b"response", b"headers", rest @ ..] => {
             map_property(stream.response_headers.as_ref()?, rest)
@@ -104,21 +116,15 @@ fn stream_property(stream: &Stream, segments: &[&[u8]]) -> Option<Vec<u8>> {
         [b"response", b"trailers", rest @ ..] => {
             map_property(stream.response_trailers.as_ref()?, rest)
         }
-        [b"source", b"address"] => text(&info.source?.to_string()),
-        [b"source", b"port"] => Some(int(u64::from(info.source?.port()))),
-        [b"destination", b"address"] => text(&info.destination?.to_string()),
-        [b"destination", b"port"] => Some(int(u64::from(info.destination?.port()))),
-        [b"connection", b"id"] => Some(int(info.connection_id?)),
+        [b"source", b"address"] => text(&info.peer?.remote.to_string()),
+        [b"source", b"port"] => Some(int(u64::from(info.peer?.remote.port()))),
+        [b"destination", b"address"] => text(&info.peer?.local.to_string()),
+        [b"destination", b"port"] => Some(int(u64::from(info.peer?.local.port()))),
+        [b"connection", b"id"] => Some(int(info.peer?.connection_id)),
         [b"connection", b"mtls"] => Some(vec![0]),
-        [b"upstream", b"address"] => text(info.upstream.as_deref()?),
+        [b"upstream", b"address"] => text(upstream?),
         [b"upstream", b"port"] => {
-            let port = info
-                .upstream
-                .as_deref()?
-                .rsplit_once(':')?
-                .1
-                .parse::<u64>()
-                .ok()?;
+            let port = upstream?.rsplit_once(':')?.1.parse::<u64>().ok()?;
             Some(int(port))
         }
         [b"upstream", b"request_attempt_count"] => response.code.map(|_| int(1)),

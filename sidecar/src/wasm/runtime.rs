@@ -13,9 +13,9 @@ use wasmtime::{Cache, CacheConfig, Config, Engine, Linker, Module};
 
 use super::abi::ABI_VERSIONS;
 use super::config::PluginConfig;
-use super::host_metrics::HostMetrics;
 use super::limits::EpochTicker;
 use super::metrics::PluginMetrics;
+use super::metrics::host::HostMetrics;
 use super::plugin::Plugin;
 use super::shared_data::SharedDataRegistry;
 use super::state::{HostState, PluginShared};
@@ -61,6 +61,8 @@ impl WasmRuntime {
         super::host::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking the Proxy-Wasm hostcalls")?;
+        // Calibrated now (a few milliseconds), not inside the first guest call's deadline.
+        super::metrics::host::clock();
         let metrics = PluginMetrics::default();
         registry.register_collector(Box::new(metrics.clone()));
         let host_metrics = HostMetrics::register(registry);
@@ -75,14 +77,23 @@ impl WasmRuntime {
     }
 
     /// Compiles `config.path`, checks its ABI version, and starts a canary instance.
-    pub fn load(&self, config: PluginConfig) -> anyhow::Result<Arc<Plugin>> {
+    /// `upstream` is the `upstream.address` property (`host:port`).
+    pub fn load(
+        &self,
+        config: PluginConfig,
+        upstream: Option<Arc<str>>,
+    ) -> anyhow::Result<Arc<Plugin>> {
         let name = config.name.clone();
-        let result = self.load_inner(config);
+        let result = self.load_inner(config, upstream);
         self.host_metrics.reload(&name, result.is_ok());
         result.with_context(|| format!("loading plugin {name}"))
     }
 
-    fn load_inner(&self, config: PluginConfig) -> anyhow::Result<Arc<Plugin>> {
+    fn load_inner(
+        &self,
+        config: PluginConfig,
+        upstream: Option<Arc<str>>,
+    ) -> anyhow::Result<Arc<Plugin>> {
         config.validate().map_err(anyhow::Error::msg)?;
         {
             let mut ticker = self.ticker.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,6 +125,7 @@ impl WasmRuntime {
             shared_data: self.shared_data.get(config.vm_id()),
             metrics,
             config,
+            upstream,
         });
         Plugin::start(
             &self.engine,

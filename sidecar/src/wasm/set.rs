@@ -18,6 +18,16 @@ pub struct PluginSet {
     upstream: Option<Arc<str>>,
 }
 
+/// One worker's own copy of the live plugin list: each request clones it, which touches only
+/// this copy's reference count; cloning the shared list made every worker write the same
+/// cache line twice per request. (Plugins of a replaced list live until the worker's next
+/// request.)
+#[derive(Debug)]
+pub struct WorkerSnapshot {
+    seen: Arc<Vec<Arc<Plugin>>>,
+    copy: Arc<[Arc<Plugin>]>,
+}
+
 /// A reload's plugins, loaded and started but not yet serving.
 #[derive(Debug)]
 pub struct PreparedReload {
@@ -36,9 +46,10 @@ impl PluginSet {
         configs: &[PluginConfig],
         upstream: Option<String>,
     ) -> anyhow::Result<PluginSet> {
+        let upstream: Option<Arc<str>> = upstream.map(Arc::from);
         let plugins = configs
             .iter()
-            .map(|c| runtime.load(c.clone()))
+            .map(|c| runtime.load(c.clone(), upstream.clone()))
             .collect::<anyhow::Result<Vec<_>>>()?;
         for plugin in &plugins {
             tracing::info!(plugin = %plugin.config().name, path = %plugin.config().path.display(), "plugin loaded");
@@ -46,7 +57,7 @@ impl PluginSet {
         Ok(PluginSet {
             runtime,
             current: Arc::new(ArcSwap::from_pointee(plugins)),
-            upstream: upstream.map(Arc::from),
+            upstream,
         })
     }
 
@@ -61,9 +72,22 @@ impl PluginSet {
         self.current.load().is_empty()
     }
 
-    /// The `upstream.address` property.
-    pub fn upstream(&self) -> Option<&Arc<str>> {
-        self.upstream.as_ref()
+    /// A copy of the live list for one worker (see [`WorkerSnapshot`]).
+    pub fn worker_snapshot(&self) -> WorkerSnapshot {
+        let seen = self.current.load_full();
+        let copy = seen.iter().cloned().collect();
+        WorkerSnapshot { seen, copy }
+    }
+
+    /// The plugins for a request starting now, from the worker's copy (refreshed first when a
+    /// reload swapped the live list).
+    pub fn snapshot_for(&self, local: &mut WorkerSnapshot) -> Arc<[Arc<Plugin>]> {
+        let current = self.current.load();
+        if !Arc::ptr_eq(&local.seen, &current) {
+            local.seen = Arc::clone(&current);
+            local.copy = current.iter().cloned().collect();
+        }
+        local.copy.clone()
     }
 
     /// Loads what changed in `configs` without touching the live set: unchanged plugins (same
@@ -91,7 +115,8 @@ impl PluginSet {
                     prepared.plugins.push(previous.clone());
                 }
                 _ => {
-                    prepared.plugins.push(self.runtime.load(config.clone())?);
+                    let plugin = self.runtime.load(config.clone(), self.upstream.clone())?;
+                    prepared.plugins.push(plugin);
                     prepared.loaded.push(config.name.clone());
                 }
             }

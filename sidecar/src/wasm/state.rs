@@ -3,10 +3,10 @@
 //! that instance. The filter fills a view before each callback and reads it back afterwards.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use http::{HeaderMap, HeaderValue};
 use wasmtime::{Memory, TypedFunc};
 
 use super::abi::{BufferType, LogLevel, MapType};
@@ -15,7 +15,7 @@ use super::limits::Limiter;
 use super::metrics::MetricStore;
 use super::shared_data::SharedData;
 
-/// A header map as the guest sees it: lower-case names, raw values, in order.
+/// A header map a guest wrote (`proxy_send_local_response`): lower-case names, raw values.
 pub type Pairs = Vec<(String, Vec<u8>)>;
 
 /// What every instance of one plugin shares.
@@ -27,37 +27,107 @@ pub struct PluginShared {
     pub metrics: Arc<MetricStore>,
     /// Shared data of its VM id.
     pub shared_data: Arc<SharedData>,
+    /// The `upstream.address` property (`host:port`), the same for every request.
+    pub upstream: Option<Arc<str>>,
 }
 
-/// The request facts properties are made of, fixed when the request arrives.
+/// The request facts properties are made of, taken when the request arrives: cheap clones
+/// (shared bytes), and anything derived (host, size, wall-clock time) computed only when a
+/// guest asks for it.
 #[derive(Clone, Debug)]
 pub struct RequestInfo {
     /// Method.
-    pub method: String,
-    /// Path and query, as received.
-    pub path: String,
-    /// `http` (the sidecar does not terminate TLS).
-    pub scheme: &'static str,
-    /// Host header or authority.
-    pub host: String,
-    /// `HTTP/1.1` etc.
-    pub protocol: &'static str,
-    /// Wall-clock start.
-    pub time: SystemTime,
-    /// Monotonic start, for `request.duration`.
+    pub method: http::Method,
+    /// Target as received (path and query; the authority when absolute-form).
+    pub uri: http::Uri,
+    /// HTTP version.
+    pub version: http::Version,
+    /// Monotonic start, for `request.duration` and `request.time`.
     pub started: Instant,
-    /// Content-Length, if declared.
-    pub size: Option<u64>,
     /// Matched route template (`route_name`, `xds.route_name`).
-    pub route: Option<String>,
-    /// Client address.
-    pub source: Option<SocketAddr>,
-    /// Our address.
-    pub destination: Option<SocketAddr>,
-    /// Connection number.
-    pub connection_id: Option<u64>,
-    /// Upstream authority (`host:port`).
-    pub upstream: Option<String>,
+    pub route: Option<Arc<str>>,
+    /// Client and local addresses, connection number.
+    pub peer: Option<serve::Peer>,
+}
+
+impl RequestInfo {
+    /// Path and query as received.
+    pub fn path(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+
+    /// `HTTP/1.1` etc.
+    pub fn protocol(&self) -> &'static str {
+        match self.version {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2",
+            _ => "HTTP/1.1",
+        }
+    }
+
+    /// The Host header, else the target's authority, else empty.
+    pub fn host<'a>(&'a self, headers: &'a HeaderMap) -> &'a str {
+        headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| self.uri.authority().map(|a| a.as_str()))
+            .unwrap_or_default()
+    }
+
+    /// Wall-clock start (read from the monotonic one: one clock read per request, not two).
+    pub fn time(&self) -> SystemTime {
+        SystemTime::now() - self.started.elapsed()
+    }
+}
+
+/// The pseudo-headers a guest sees before a map's real headers (`:method`, `:path`,
+/// `:authority`, `:scheme` for requests; `:status` for responses), never stored: writes to
+/// them are ignored, as the sidecar cannot apply them.
+pub type Pseudo<'a> = [(&'static str, &'a str)];
+
+/// A header map as the guest sees it: pseudo-headers first, then the real headers in order.
+#[derive(Clone, Copy, Debug)]
+pub struct MapView<'a> {
+    /// Pseudo-headers.
+    pub pseudo: &'a Pseudo<'a>,
+    /// Real headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> MapView<'a> {
+    /// Pairs in order, names lower-case.
+    pub fn pairs(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        self.pseudo
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .chain(
+                self.headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+            )
+    }
+
+    /// Number of pairs.
+    pub fn len(self) -> usize {
+        self.pseudo.len() + self.headers.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first value of `name` (lower-case).
+    pub fn get(self, name: &str) -> Option<&'a [u8]> {
+        if name.starts_with(':') {
+            return self
+                .pseudo
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_bytes());
+        }
+        self.headers.get(name).map(HeaderValue::as_bytes)
+    }
 }
 
 /// What is known about the response so far.
@@ -85,21 +155,22 @@ pub struct LocalResponse {
     pub headers: Pairs,
 }
 
-/// One request's view, keyed by its context id.
+/// One request's view, keyed by its context id. Header maps are shared with the filter
+/// (`Arc`, copied only when a guest writes): nothing is serialised until a guest reads it.
 #[derive(Debug)]
 pub struct Stream {
     /// Request facts.
     pub info: Arc<RequestInfo>,
     /// Response facts.
     pub response: ResponseInfo,
-    /// Request headers (pseudo-headers first).
-    pub request_headers: Pairs,
-    /// Response headers (`:status` first), once received.
-    pub response_headers: Option<Pairs>,
+    /// Request headers.
+    pub request_headers: Arc<HeaderMap>,
+    /// Response headers, once received.
+    pub response_headers: Option<Arc<HeaderMap>>,
     /// Request trailers, if any.
-    pub request_trailers: Option<Pairs>,
+    pub request_trailers: Option<Arc<HeaderMap>>,
     /// Response trailers, if any.
-    pub response_trailers: Option<Pairs>,
+    pub response_trailers: Option<Arc<HeaderMap>>,
     /// Set when the guest changed the request headers.
     pub request_headers_changed: bool,
     /// Set when the guest changed the response headers.
@@ -116,7 +187,7 @@ pub struct Stream {
 
 impl Stream {
     /// A fresh view for a request with these headers.
-    pub fn new(info: Arc<RequestInfo>, request_headers: Pairs) -> Stream {
+    pub fn new(info: Arc<RequestInfo>, request_headers: Arc<HeaderMap>) -> Stream {
         Stream {
             info,
             response: ResponseInfo::default(),
@@ -133,30 +204,70 @@ impl Stream {
         }
     }
 
-    /// The map of that type, if this phase has it.
-    pub fn map(&self, map: MapType) -> Option<&Pairs> {
+    /// The map of that type as the guest sees it, if this phase has it; `f` gets the view
+    /// (pseudo-headers live on the stack for the call).
+    pub fn with_map<R>(&self, map: MapType, f: impl FnOnce(MapView<'_>) -> R) -> Option<R> {
         match map {
-            MapType::RequestHeaders => Some(&self.request_headers),
-            MapType::RequestTrailers => self.request_trailers.as_ref(),
-            MapType::ResponseHeaders => self.response_headers.as_ref(),
-            MapType::ResponseTrailers => self.response_trailers.as_ref(),
+            MapType::RequestHeaders => {
+                let info = &self.info;
+                let pseudo = [
+                    (":method", info.method.as_str()),
+                    (":path", info.path()),
+                    (":authority", info.host(&self.request_headers)),
+                    (":scheme", "http"),
+                ];
+                Some(f(MapView {
+                    pseudo: &pseudo,
+                    headers: &self.request_headers,
+                }))
+            }
+            MapType::ResponseHeaders => {
+                let headers = self.response_headers.as_deref()?;
+                let digits = self
+                    .response
+                    .code
+                    .filter(|c| (100..1000).contains(c))
+                    .map(|c| [c / 100, c / 10 % 10, c % 10].map(|d| b'0' + d as u8));
+                let status = digits
+                    .as_ref()
+                    .and_then(|d| std::str::from_utf8(d).ok())
+                    .unwrap_or_default();
+                Some(f(MapView {
+                    pseudo: &[(":status", status)],
+                    headers,
+                }))
+            }
+            MapType::RequestTrailers => self.request_trailers.as_deref().map(|headers| {
+                f(MapView {
+                    pseudo: &[],
+                    headers,
+                })
+            }),
+            MapType::ResponseTrailers => self.response_trailers.as_deref().map(|headers| {
+                f(MapView {
+                    pseudo: &[],
+                    headers,
+                })
+            }),
         }
     }
 
-    /// The map for writing, marking it changed.
-    pub fn map_mut(&mut self, map: MapType) -> Option<&mut Pairs> {
-        match map {
+    /// The real headers of that map for writing (copied first if the filter still shares
+    /// them), marking it changed.
+    pub fn map_mut(&mut self, map: MapType) -> Option<&mut HeaderMap> {
+        let shared = match map {
             MapType::RequestHeaders => {
                 self.request_headers_changed = true;
-                Some(&mut self.request_headers)
+                &mut self.request_headers
             }
             MapType::ResponseHeaders => {
                 self.response_headers_changed = true;
-                self.response_headers.as_mut()
+                self.response_headers.as_mut()?
             }
-            MapType::RequestTrailers => self.request_trailers.as_mut(),
-            MapType::ResponseTrailers => self.response_trailers.as_mut(),
-        }
+            MapType::RequestTrailers => self.request_trailers.as_mut()?,
+            MapType::ResponseTrailers => self.response_trailers.as_mut()?,
+        };
+        Some(Arc::make_mut(shared))
     }
 }
 

@@ -2,15 +2,19 @@
 //! phase fills the request view, calls the guest, and reads back what the guest changed or asked
 //! for (headers, body, local response, resume). A `None` from any phase means the plugin is out
 //! of this request (its instance faulted or was replaced): the request carries on without it.
+//! A phase whose callback the guest does not export costs nothing: its facts reach the view
+//! when the next exported callback needs them (at the latest in `on_log`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderMap;
+
 use super::abi::{Action, BufferType, MapType};
-use super::host_metrics::{Callback, FaultKind};
 use super::instance::{Fault, PluginInstance};
+use super::metrics::host::{Callback, FaultKind};
 use super::plugin::{Lease, Plugin};
-use super::state::{Buffer, LocalResponse, Pairs, RequestInfo, Stream};
+use super::state::{Buffer, LocalResponse, RequestInfo, Stream};
 
 /// What a callback left behind.
 #[derive(Debug, Default)]
@@ -18,17 +22,35 @@ pub struct Outcome {
     /// Pause was returned and the guest has not resumed yet.
     pub paused: bool,
     /// Replacement headers for the phase's map, if the guest changed them.
-    pub headers: Option<Pairs>,
+    pub headers: Option<Arc<HeaderMap>>,
     /// Replacement body, if the guest changed it.
     pub body: Option<Vec<u8>>,
     /// A local response the guest asked for.
     pub local: Option<LocalResponse>,
 }
 
+/// The facts of a finished (or abandoned) request, for `on_log`.
+#[derive(Clone, Debug, Default)]
+pub struct Ending {
+    /// Response status, if there was a response.
+    pub code: Option<u16>,
+    /// Why the sidecar answered (`via_upstream`, `wasm_local_reply`).
+    pub details: Option<&'static str>,
+    /// Response headers as sent.
+    pub headers: Option<Arc<HeaderMap>>,
+    /// Response body bytes sent.
+    pub sent: u64,
+    /// Response trailers, if any.
+    pub trailers: Option<Arc<HeaderMap>>,
+}
+
 /// A request's context on one plugin instance.
 #[derive(Debug)]
 pub struct ActiveStream {
-    plugin: Arc<Plugin>,
+    /// The request's plugin list (a worker's copy: cloning it writes no shared line).
+    plugins: Arc<[Arc<Plugin>]>,
+    /// This plugin's index in it.
+    index: usize,
     lease: Lease,
     ctx: u32,
     /// Set once the end-of-request callbacks ran (or were handed to a task).
@@ -62,19 +84,21 @@ fn outcome(inst: &mut PluginInstance, ctx: u32, action: Action, map: Option<MapT
 impl ActiveStream {
     /// Creates the context and calls `on_request_headers`.
     pub fn begin(
-        plugin: &Arc<Plugin>,
+        plugins: &Arc<[Arc<Plugin>]>,
+        index: usize,
         info: &Arc<RequestInfo>,
-        headers: &Pairs,
+        headers: &Arc<HeaderMap>,
         end_of_stream: bool,
     ) -> Option<(ActiveStream, Outcome)> {
-        let (lease, (ctx, outcome)) = plugin.begin(|inst| {
+        // Pseudo-headers count as pairs.
+        let pairs = 4 + headers.len();
+        let (lease, (ctx, outcome)) = plugins[index].begin(|inst| {
             let ctx = inst.next_context_id();
             inst.state()
                 .streams
                 .insert(ctx, Stream::new(info.clone(), headers.clone()));
             inst.on_context_create(ctx)?;
-            let action =
-                inst.on_data(Callback::RequestHeaders, ctx, headers.len(), end_of_stream)?;
+            let action = inst.on_data(Callback::RequestHeaders, ctx, pairs, end_of_stream)?;
             Ok((
                 ctx,
                 outcome(inst, ctx, action, Some(MapType::RequestHeaders)),
@@ -82,7 +106,8 @@ impl ActiveStream {
         })?;
         Some((
             ActiveStream {
-                plugin: plugin.clone(),
+                plugins: plugins.clone(),
+                index,
                 lease,
                 ctx,
                 ended: false,
@@ -92,118 +117,119 @@ impl ActiveStream {
     }
 
     /// The plugin.
-    pub fn plugin(&self) -> &Plugin {
-        &self.plugin
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugins[self.index]
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut PluginInstance, &mut Stream) -> R) -> Option<R> {
-        self.plugin.with(self.lease, |inst| {
-            let mut stream = inst
-                .state()
-                .streams
-                .remove(&self.ctx)
-                .ok_or_else(|| Fault {
-                    kind: FaultKind::Trap,
-                    message: "request view missing".into(),
-                    last_critical: None,
-                })?;
-            let r = f(inst, &mut stream);
-            inst.state().streams.insert(self.ctx, stream);
-            Ok(r)
-        })
+    /// Runs `f` with the instance and this request's view; `None` when the plugin is out of the
+    /// request (instance replaced, view gone).
+    fn with<R>(&self, f: impl FnOnce(&mut PluginInstance, u32) -> Result<R, Fault>) -> Option<R> {
+        let ctx = self.ctx;
+        self.plugin()
+            .with(self.lease, |inst| {
+                if !inst.state().streams.contains_key(&ctx) {
+                    return Ok(None);
+                }
+                f(inst, ctx).map(Some)
+            })
+            .flatten()
     }
 
+    /// Calls a data callback (`size` bytes or pairs) and reads what it left.
     fn call_data(
         &self,
         callback: Callback,
-        kind: Option<BufferType>,
-        data: &[u8],
+        size: usize,
         map: Option<MapType>,
+        prepare: impl FnOnce(&mut PluginInstance, u32),
     ) -> Option<Outcome> {
         let ctx = self.ctx;
-        self.plugin.with(self.lease, |inst| {
-            if let Some(kind) = kind {
-                inst.state().buffer = Some(Buffer {
-                    kind,
-                    bytes: data.to_vec(),
-                    changed: false,
-                });
+        self.plugin().with(self.lease, |inst| {
+            if !inst.state().streams.contains_key(&ctx) {
+                return Ok(None);
             }
-            let size = if kind.is_some() {
-                data.len()
-            } else {
-                inst.state()
-                    .streams
-                    .get(&ctx)
-                    .and_then(|s| s.response_headers.as_ref())
-                    .map_or(0, Vec::len)
-            };
-            let action = inst.on_data(callback, ctx, size, true);
-            let action = match action {
-                Ok(action) => action,
-                Err(fault) => return Err(fault),
-            };
-            Ok(outcome(inst, ctx, action, map))
-        })
+            prepare(inst, ctx);
+            let action = inst.on_data(callback, ctx, size, true)?;
+            Ok(Some(outcome(inst, ctx, action, map)))
+        })?
     }
 
     /// `on_request_body` with the whole body (and trailers, readable as a map).
-    pub fn request_body(&self, data: &[u8], trailers: Option<Pairs>) -> Option<Outcome> {
-        self.with(|_, stream| stream.request_trailers = trailers)?;
-        self.call_data(
-            Callback::RequestBody,
-            Some(BufferType::HttpRequestBody),
-            data,
-            None,
-        )
+    pub fn request_body(&self, data: &[u8], trailers: Option<Arc<HeaderMap>>) -> Option<Outcome> {
+        if !self.plugin().exports(Callback::RequestBody) {
+            return None;
+        }
+        self.call_data(Callback::RequestBody, data.len(), None, |inst, ctx| {
+            let state = inst.state();
+            if let Some(stream) = state.streams.get_mut(&ctx) {
+                stream.request_trailers = trailers;
+            }
+            state.buffer = Some(Buffer {
+                kind: BufferType::HttpRequestBody,
+                bytes: data.to_vec(),
+                changed: false,
+            });
+        })
     }
 
     /// `on_response_headers`.
     pub fn response_headers(
         &self,
         code: u16,
-        headers: &Pairs,
+        headers: &Arc<HeaderMap>,
         details: &'static str,
     ) -> Option<Outcome> {
-        self.with(|_, stream| {
-            stream.response.code = Some(code);
-            stream.response.code_details = Some(details);
-            stream.response_headers = Some(headers.clone());
-        })?;
+        if !self.plugin().exports(Callback::ResponseHeaders) {
+            return None;
+        }
+        let pairs = 1 + headers.len();
         self.call_data(
             Callback::ResponseHeaders,
-            None,
-            &[],
+            pairs,
             Some(MapType::ResponseHeaders),
+            |inst, ctx| {
+                if let Some(stream) = inst.state().streams.get_mut(&ctx) {
+                    stream.response.code = Some(code);
+                    stream.response.code_details = Some(details);
+                    stream.response_headers = Some(headers.clone());
+                }
+            },
         )
     }
 
     /// `on_response_body` with the whole body.
     pub fn response_body(&self, data: &[u8]) -> Option<Outcome> {
-        self.call_data(
-            Callback::ResponseBody,
-            Some(BufferType::HttpResponseBody),
-            data,
-            None,
-        )
+        if !self.plugin().exports(Callback::ResponseBody) {
+            return None;
+        }
+        self.call_data(Callback::ResponseBody, data.len(), None, |inst, _| {
+            inst.state().buffer = Some(Buffer {
+                kind: BufferType::HttpResponseBody,
+                bytes: data.to_vec(),
+                changed: false,
+            });
+        })
     }
 
     /// Waits (polling, without holding the instance) for the guest to resume a paused stream or
     /// send a local response, at most the plugin's `pause_timeout_ms`; on timeout the request
     /// continues without waiting (fail-open) and a `pause_timeout` fault is counted.
     pub async fn wait_resumed(&self) -> Option<LocalResponse> {
-        let timeout = Duration::from_millis(self.plugin.config().pause_timeout_ms);
+        let timeout = Duration::from_millis(self.plugin().config().pause_timeout_ms);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let state = self.with(|_, s| (std::mem::take(&mut s.resumed), s.local_response.take()));
-            match state {
+            let state = self.with(|inst, ctx| {
+                let s = inst.state().streams.get_mut(&ctx);
+                Ok(s.map(|s| (std::mem::take(&mut s.resumed), s.local_response.take())))
+            });
+            match state.flatten() {
                 Some((_, Some(local))) => return Some(local),
                 Some((true, None)) | None => return None,
                 Some((false, None)) => {}
             }
             if tokio::time::Instant::now() >= deadline {
-                self.plugin.count_fault(FaultKind::PauseTimeout);
-                tracing::warn!(plugin = %self.plugin.config().name, ?timeout, "plugin paused the request and did not resume it; continuing without it");
+                self.plugin().count_fault(FaultKind::PauseTimeout);
+                tracing::warn!(plugin = %self.plugin().config().name, ?timeout, "plugin paused the request and did not resume it; continuing without it");
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -211,21 +237,25 @@ impl ActiveStream {
     }
 
     /// End of the request: `on_log` → `on_done` → `on_delete`, with the final facts.
-    pub fn finish(mut self, code: Option<u16>, sent: u64, trailers: Option<Pairs>) {
-        self.end(code, sent, trailers);
+    pub fn finish(mut self, ending: &Ending) {
+        self.end(ending);
     }
 
-    fn end(&mut self, code: Option<u16>, sent: u64, trailers: Option<Pairs>) {
+    fn end(&mut self, ending: &Ending) {
         if std::mem::replace(&mut self.ended, true) {
             return;
         }
-        let ctx = self.ctx;
-        let done = self.plugin.with(self.lease, |inst| {
+        let done = self.with(|inst, ctx| {
             if let Some(stream) = inst.state().streams.get_mut(&ctx) {
-                stream.response.code = stream.response.code.or(code);
-                stream.response.size = Some(sent);
-                stream.response.duration = Some(stream.info.started.elapsed());
-                stream.response_trailers = trailers;
+                let response = &mut stream.response;
+                response.code = response.code.or(ending.code);
+                response.code_details = response.code_details.or(ending.details);
+                response.size = Some(ending.sent);
+                response.duration = Some(stream.info.started.elapsed());
+                if stream.response_headers.is_none() {
+                    stream.response_headers = ending.headers.clone();
+                }
+                stream.response_trailers = ending.trailers.clone();
             }
             let done = inst.on_log_and_done(ctx)?;
             let called_done = inst.state().streams.get(&ctx).is_some_and(|s| s.done);
@@ -235,16 +265,14 @@ impl ActiveStream {
             }
             Ok(false)
         });
-        match done {
-            Some(true) => self.plugin.healthy(self.lease),
-            // on_done returned false: the plugin finishes later with proxy_done.
-            Some(false) => self.await_done(),
-            None => {}
+        // on_done returned false: the plugin finishes later with proxy_done.
+        if done == Some(false) {
+            self.await_done();
         }
     }
 
     fn await_done(&self) {
-        let (plugin, lease, ctx) = (self.plugin.clone(), self.lease, self.ctx);
+        let (plugin, lease, ctx) = (self.plugin().clone(), self.lease, self.ctx);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             plugin.with(lease, |inst| inst.on_delete(ctx));
             return;
@@ -269,6 +297,6 @@ impl ActiveStream {
 /// end-of-request callbacks, as Envoy does on a stream reset, so the guest forgets the context.
 impl Drop for ActiveStream {
     fn drop(&mut self) {
-        self.end(None, 0, None);
+        self.end(&Ending::default());
     }
 }

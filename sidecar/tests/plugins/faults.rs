@@ -1,5 +1,6 @@
 //! Isolation: a plugin that traps, spins, grows without bound or pauses forever never changes
-//! a response; the fault is counted and the instance replaced. Bad modules fail to load, clearly.
+//! a response; the fault is counted and the instance replaced at once (a failed start alone
+//! backs off). Bad modules fail to load, clearly.
 
 use http::StatusCode;
 
@@ -23,7 +24,7 @@ async fn a_trapping_plugin_fails_open_counts_the_trap_and_logs_its_last_critical
         "sidecar_plugin_faults_total",
         &[("plugin", "fault-trap"), ("kind", "trap")],
     );
-    assert!(traps.unwrap_or(0.0) >= 1.0, "{traps:?}");
+    assert_eq!(traps, Some(3.0), "every fault is counted");
     assert!(
         logs::contain(&["fault-trap", "wat-trap-marker"]),
         "the panic message reaches the log"
@@ -70,24 +71,51 @@ async fn a_plugin_that_pauses_forever_times_out_and_the_request_continues() {
 }
 
 #[tokio::test]
-async fn a_faulted_instance_is_replaced_after_backoff() {
+async fn the_request_after_a_fault_runs_on_a_fresh_instance() {
     let mut plugin = config("fault-replace", "trap.wat");
     plugin.instances = 1;
     let host = Host::new(&[plugin]);
-    passes_unchanged(&host).await;
-    // The replacement starts after the backoff and traps again on the next request.
-    for _ in 0..100 {
+    // No backoff after a fault: each request reaches a fresh instance, which traps again.
+    for expected in 1..=5 {
         passes_unchanged(&host).await;
-        let traps = host.scrape().value(
-            "sidecar_plugin_faults_total",
-            &[("plugin", "fault-replace"), ("kind", "trap")],
-        );
-        if traps == Some(2.0) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let scrape = host.scrape();
+        let labels = |kind| [("plugin", "fault-replace"), ("kind", kind)];
+        let traps = scrape.value("sidecar_plugin_faults_total", &labels("trap"));
+        assert_eq!(traps, Some(f64::from(expected)));
+        let failed = scrape.value("sidecar_plugin_faults_total", &labels("instantiate"));
+        assert_eq!(failed, Some(0.0));
     }
-    panic!("the instance was never replaced");
+}
+
+#[tokio::test]
+async fn a_replacement_that_fails_to_start_is_counted_logged_and_retried_after_a_backoff() {
+    let mut plugin = config("fault-restart", "starts_once.wat");
+    plugin.instances = 1;
+    let host = Host::new(&[plugin]);
+    let instantiate = |host: &Host| {
+        host.scrape().value(
+            "sidecar_plugin_faults_total",
+            &[("plugin", "fault-restart"), ("kind", "instantiate")],
+        )
+    };
+    // The trap discards the canary; its replacement refuses to start.
+    passes_unchanged(&host).await;
+    assert_eq!(instantiate(&host), Some(1.0));
+    assert!(logs::contain(&[
+        "fault-restart",
+        "starting a plugin instance failed",
+        "retry_in=200ms"
+    ]));
+    // Within the 200 ms backoff, requests pass without the plugin and start nothing.
+    for _ in 0..3 {
+        passes_unchanged(&host).await;
+    }
+    assert_eq!(instantiate(&host), Some(1.0));
+    // After it, the next request retries (and fails again: the backoff doubles).
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    passes_unchanged(&host).await;
+    assert_eq!(instantiate(&host), Some(2.0));
+    assert!(logs::contain(&["fault-restart", "retry_in=400ms"]));
 }
 
 #[test]

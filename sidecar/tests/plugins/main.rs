@@ -1,12 +1,15 @@
 //! Proxy-Wasm host tests: hand-written WAT modules through the real plugin layer (`host_abi`,
 //! `faults`), and the real example plugins built by `plugins/build` in the real sidecar in front
-//! of the real items API (`end_to_end`).
+//! of the real items API (`end_to_end`), and a plugin built with the SDK that faults on demand
+//! in the real sidecar in front of a tiny real upstream (`fault_drill`).
 #![allow(clippy::unwrap_used)]
 
 mod end_to_end;
+mod fault_drill;
 mod faults;
 mod host_abi;
 mod logs;
 mod reload;
 mod stack;
 mod support;
+mod upstream;

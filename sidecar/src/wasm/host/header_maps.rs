@@ -1,8 +1,12 @@
 //! Header-map hostcalls: read, replace, add and remove request/response headers and trailers of
 //! the current stream. Maps unavailable in the current phase read as empty
 //! (`get_header_map_pairs` accepts only OK in the Rust SDK) or `NotFound` (single values); writes
-//! to them are no-ops answering OK. Keys are lower-cased on the way in.
+//! to them are no-ops answering OK. Keys are lower-cased on the way in. Reads serialise straight
+//! from the request's own `HeaderMap` (pseudo-headers made on the spot); writes go to the
+//! stream's copy, made on the first write. Writes to pseudo-headers and invalid names or values
+//! are ignored (the sidecar could not forward them).
 
+use http::{HeaderMap, HeaderName, HeaderValue};
 use wasmtime::Linker;
 
 use super::{C, code, ok};
@@ -15,6 +19,22 @@ fn read_key(c: &mut C<'_>, ptr: i32, len: i32) -> Result<String, Status> {
     Ok(String::from_utf8_lossy(&read(c, ptr, len)?).to_ascii_lowercase())
 }
 
+/// A guest's header, if the sidecar can carry it.
+fn header(name: &[u8], value: &[u8]) -> Option<(HeaderName, HeaderValue)> {
+    match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+        (Ok(name), Ok(value)) if !name.as_str().starts_with(':') => Some((name, value)),
+        _ => {
+            tracing::debug!(header = %String::from_utf8_lossy(name), "plugin set a header the sidecar cannot carry; ignored");
+            None
+        }
+    }
+}
+
+/// The map `map` of the effective stream, for writing.
+fn target<'a>(c: &'a mut C<'_>, map: i32) -> Option<&'a mut HeaderMap> {
+    c.data_mut().stream_mut()?.map_mut(MapType::from_i32(map)?)
+}
+
 /// Registers the header-map hostcalls.
 pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
@@ -25,9 +45,8 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let bytes = MapType::from_i32(map)
                 .and_then(|m| {
                     c.data()
-                        .stream()
-                        .and_then(|s| s.map(m))
-                        .map(|pairs| pairs::serialize(pairs))
+                        .stream()?
+                        .with_map(m, |view| pairs::serialize_iter(|| view.pairs()))
                 })
                 .unwrap_or_default();
             copy_out(&mut c, &bytes, ret_ptr, ret_len)
@@ -44,14 +63,11 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let Some(parsed) = pairs::parse(&bytes) else {
                 return code(Status::BadArgument);
             };
-            let parsed = parsed
-                .into_iter()
-                .map(|(k, v)| (String::from_utf8_lossy(&k).to_ascii_lowercase(), v))
-                .collect();
-            if let Some(target) =
-                MapType::from_i32(map).and_then(|m| c.data_mut().stream_mut()?.map_mut(m))
-            {
-                *target = parsed;
+            if let Some(target) = target(&mut c, map) {
+                target.clear();
+                for (name, value) in parsed.iter().filter_map(|(k, v)| header(k, v)) {
+                    target.append(name, value);
+                }
             }
             ok()
         },
@@ -65,14 +81,12 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Err(s) => return Ok(code(s)),
             };
             // NotFound, not BadArgument, when the map is missing in this phase (envoy#26485).
-            let value = MapType::from_i32(map)
-                .and_then(|m| c.data().stream()?.map(m))
-                .and_then(|pairs| {
-                    pairs
-                        .iter()
-                        .find(|(k, _)| *k == key)
-                        .map(|(_, v)| v.clone())
-                });
+            let value = MapType::from_i32(map).and_then(|m| {
+                c.data()
+                    .stream()?
+                    .with_map(m, |view| view.get(&key).map(<[u8]>::to_vec))
+                    .flatten()
+            });
             match value {
                 Some(value) => copy_out(&mut c, &value, ret_ptr, ret_len),
                 None => Ok(code(Status::NotFound)),
@@ -93,13 +107,14 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     Ok(kv) => kv,
                     Err(s) => return code(s),
                 };
-                if let Some(pairs) =
-                    MapType::from_i32(map).and_then(|m| c.data_mut().stream_mut()?.map_mut(m))
+                if let Some(target) = target(&mut c, map)
+                    && let Some((name, value)) = header(key.as_bytes(), &value)
                 {
                     if replace {
-                        pairs.retain(|(k, _)| *k != key);
+                        target.insert(name, value);
+                    } else {
+                        target.append(name, value);
                     }
-                    pairs.push((key, value));
                 }
                 ok()
             },
@@ -113,10 +128,8 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 Ok(key) => key,
                 Err(s) => return code(s),
             };
-            if let Some(pairs) =
-                MapType::from_i32(map).and_then(|m| c.data_mut().stream_mut()?.map_mut(m))
-            {
-                pairs.retain(|(k, _)| *k != key);
+            if let Some(target) = target(&mut c, map) {
+                target.remove(key.as_str());
             }
             ok()
         },
@@ -126,8 +139,8 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_get_header_map_size",
         |mut c: C<'_>, map: i32, ret: i32| -> i32 {
             let size = MapType::from_i32(map)
-                .and_then(|m| c.data().stream()?.map(m))
-                .map_or(0, |p| p.len());
+                .and_then(|m| c.data().stream()?.with_map(m, |view| view.len()))
+                .unwrap_or(0);
             status(memory::write_u32(&mut c, ret, size as u32))
         },
     )?;

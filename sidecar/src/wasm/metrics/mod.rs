@@ -7,9 +7,12 @@
 //! answer OK (the Rust SDK aborts on anything else) with the id of a per-type overflow series,
 //! and `sidecar_plugin_series_overflow_total{plugin}` goes up.
 //!
-//! This file holds what spans plugins: [`PluginMetrics`] (every plugin's store, the collector
-//! over them) and the family-type registry; `store` holds one plugin's series
-//! ([`MetricStore`]).
+//! Every plugin metric lives here, one concern per file: this file holds what spans plugins
+//! ([`PluginMetrics`]: every plugin's store, the collector over them, the family-type registry);
+//! `store` one plugin's series ([`MetricStore`]); [`names`] how a defined name becomes a family
+//! and labels; [`host`] the host's own `sidecar_plugin_*` families and per-plugin handles;
+//! [`shards`] the per-worker shards of the metrics every guest call updates. The hostcalls
+//! (`crate::wasm::host`'s `metrics`) only translate the ABI to these.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -22,6 +25,9 @@ use prometheus_client::metrics::counter::Counter;
 use super::abi::MetricType;
 use super::config::PluginConfig;
 
+pub mod host;
+pub mod names;
+pub mod shards;
 mod store;
 
 pub use store::MetricStore;

@@ -9,9 +9,9 @@ use std::sync::{Arc, RwLock};
 use prometheus_client::metrics::counter::Counter;
 
 use super::FamilyTypes;
+use super::names::{NameParser, ParsedName};
 use crate::wasm::abi::{MetricType, Status};
 use crate::wasm::config::PluginConfig;
-use crate::wasm::metric_names::{NameParser, ParsedName};
 
 /// Families receiving series defined past a plugin's cap (label `plugin`).
 const OVERFLOW_FAMILIES: [&str; 3] = [

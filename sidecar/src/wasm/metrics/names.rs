@@ -11,8 +11,8 @@
 
 use regex::Regex;
 
-use super::abi::MetricType;
-use super::config::{LabelConvention, PluginConfig};
+use crate::wasm::abi::MetricType;
+use crate::wasm::config::{LabelConvention, PluginConfig};
 
 /// A name's family and sorted, de-duplicated labels.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

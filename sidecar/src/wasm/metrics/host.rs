@@ -7,8 +7,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use std::sync::OnceLock;
+
+use super::shards::{Durations, ShardedCounter};
 
 /// Why an instance was discarded (or never made).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +29,15 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    /// Every kind: each plugin's fault series exist (at 0) from its load on.
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Trap,
+        FaultKind::Deadline,
+        FaultKind::Memory,
+        FaultKind::Instantiate,
+        FaultKind::PauseTimeout,
+    ];
+
     /// The `kind` label.
     pub fn label(self) -> &'static str {
         match self {
@@ -62,31 +74,14 @@ struct ReloadLabels {
 }
 
 /// Handles to the host metric families (cheap clones).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct HostMetrics {
-    callbacks: Family<CallbackLabels, Counter>,
+    callbacks: Family<CallbackLabels, ShardedCounter>,
     faults: Family<FaultLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
-    duration: Family<PluginLabel, Histogram>,
+    duration: Family<PluginLabel, Durations>,
     memory: Family<PluginLabel, Gauge>,
     overflow: Family<PluginLabel, Counter>,
-}
-
-impl Default for HostMetrics {
-    fn default() -> Self {
-        HostMetrics {
-            callbacks: Family::default(),
-            faults: Family::default(),
-            reloads: Family::default(),
-            duration: Family::new_with_constructor(|| {
-                Histogram::new([
-                    1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1,
-                ])
-            }),
-            memory: Family::default(),
-            overflow: Family::default(),
-        }
-    }
 }
 
 impl HostMetrics {
@@ -127,16 +122,6 @@ impl HostMetrics {
         m
     }
 
-    /// Counts a fault.
-    pub fn fault(&self, plugin: &str, kind: FaultKind) {
-        self.faults
-            .get_or_create(&FaultLabels {
-                plugin: plugin.to_owned(),
-                kind: kind.label(),
-            })
-            .inc();
-    }
-
     /// Counts a load or reload.
     pub fn reload(&self, plugin: &str, ok: bool) {
         let result = if ok { "ok" } else { "error" };
@@ -156,6 +141,13 @@ impl HostMetrics {
             })
             .clone()
     }
+}
+
+/// The clock guest calls are timed with: the TSC where it is invariant (calibrated once per
+/// process), else the monotonic clock. A `clock_gettime` pair cost more than an empty guest call.
+pub fn clock() -> &'static quanta::Clock {
+    static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+    CLOCK.get_or_init(quanta::Clock::new)
 }
 
 /// The guest callbacks the host calls (the `callback` label).
@@ -192,7 +184,8 @@ pub enum Callback {
 }
 
 impl Callback {
-    const ALL: [Callback; 14] = [
+    /// Every callback, in declaration order.
+    pub const ALL: [Callback; 14] = [
         Callback::Initialize,
         Callback::ContextCreate,
         Callback::VmStart,
@@ -230,13 +223,16 @@ impl Callback {
     }
 }
 
-/// One plugin's metric handles, resolved once so a callback costs two atomic adds.
+/// One plugin's metric handles, resolved once so a callback costs three atomic adds, on cache
+/// lines no other worker writes (see [`super::shards`]).
 #[derive(Clone, Debug)]
 pub struct PluginHandles {
-    plugin: String,
-    metrics: HostMetrics,
-    callbacks: Vec<Counter>,
-    duration: Histogram,
+    /// The shard this instance slot writes.
+    shard: usize,
+    callbacks: Vec<ShardedCounter>,
+    /// By [`FaultKind::ALL`] order.
+    faults: [Counter; FaultKind::ALL.len()],
+    duration: Durations,
     memory: Gauge,
 }
 
@@ -256,30 +252,44 @@ impl PluginHandles {
         let label = PluginLabel {
             plugin: plugin.to_owned(),
         };
+        // A closed label set, created at load: every kind reads 0 rather than "No data".
+        let faults = FaultKind::ALL.map(|kind| {
+            let labels = FaultLabels {
+                plugin: plugin.to_owned(),
+                kind: kind.label(),
+            };
+            metrics.faults.get_or_create(&labels).clone()
+        });
         PluginHandles {
-            plugin: plugin.to_owned(),
-            metrics: metrics.clone(),
+            shard: 0,
             callbacks,
+            faults,
             duration: metrics.duration.get_or_create(&label).clone(),
             memory: metrics.memory.get_or_create(&label).clone(),
         }
     }
 
-    /// Counts a callback and its duration.
-    pub fn callback(&self, callback: Callback, seconds: f64) {
-        if let Some(counter) = Callback::ALL
-            .iter()
-            .position(|c| *c == callback)
-            .and_then(|i| self.callbacks.get(i))
-        {
-            counter.inc();
+    /// The handles an instance in slot `slot` uses.
+    pub fn for_slot(&self, slot: usize) -> PluginHandles {
+        PluginHandles {
+            shard: slot,
+            ..self.clone()
         }
-        self.duration.observe(seconds);
+    }
+
+    /// Counts a callback and its duration in nanoseconds.
+    pub fn callback(&self, callback: Callback, elapsed_ns: u64) {
+        // `ALL` lists the variants in declaration order.
+        if let Some(counter) = self.callbacks.get(callback as usize) {
+            counter.inc(self.shard);
+        }
+        self.duration.observe(self.shard, elapsed_ns);
     }
 
     /// Counts a fault.
     pub fn fault(&self, kind: FaultKind) {
-        self.metrics.fault(&self.plugin, kind);
+        // `ALL` lists the variants in declaration order.
+        self.faults[kind as usize].inc();
     }
 
     /// Adds `delta` bytes to the plugin's memory gauge.
