@@ -33,6 +33,11 @@ use tracing::info;
 pub use config::Config;
 pub use routes::App;
 
+/// Most header fields a request may carry: hyper's 100, plus the three a proxy in front adds
+/// (the sidecar accepts 100 and adds `x-forwarded-for`, `x-forwarded-proto`, and `Host` for an
+/// HTTP/1.0 request without one), so whatever the sidecar accepts, the api accepts too.
+pub const MAX_HEADERS: usize = 103;
+
 /// Serves the api on `listener` until `shutdown` completes, then drains in-flight requests for
 /// at most `config.shutdown_grace` and closes the database pool.
 ///
@@ -74,7 +79,10 @@ pub async fn run(
     serve::serve(
         listener,
         app,
-        serve::Limits::default(),
+        serve::Limits {
+            max_headers: Some(MAX_HEADERS),
+            ..serve::Limits::default()
+        },
         shutdown,
         config.shutdown_grace,
     )

@@ -39,11 +39,18 @@ pub enum ProxyError {
     /// never counted as an upstream error.
     #[error("the request body could not be read")]
     ClientBody,
+    /// The request head can't be forwarded unambiguously (RFC 9112 §3.2: two `Host` fields,
+    /// or an HTTP/1.1 request without one): 400, and nothing is sent upstream.
+    #[error("the request has no single Host")]
+    InvalidRequest,
+    /// `CONNECT`: a reverse proxy opens no tunnels: 405.
+    #[error("CONNECT is not supported")]
+    MethodNotAllowed,
 }
 
 impl ProxyError {
     /// Every reason, so metric series can be created at 0 before the first failure.
-    pub const ALL: [ProxyError; 7] = [
+    pub const ALL: [ProxyError; 9] = [
         Self::ConnectRefused,
         Self::ConnectTimeout,
         Self::ResponseTimeout,
@@ -51,6 +58,8 @@ impl ProxyError {
         Self::ProtocolError,
         Self::Overloaded,
         Self::ClientBody,
+        Self::InvalidRequest,
+        Self::MethodNotAllowed,
     ];
 
     /// The closed label value used in `x-sidecar-error` and `sidecar_upstream_errors_total`.
@@ -63,6 +72,8 @@ impl ProxyError {
             Self::ProtocolError => "protocol_error",
             Self::Overloaded => "overloaded",
             Self::ClientBody => "client_body",
+            Self::InvalidRequest => "invalid_request",
+            Self::MethodNotAllowed => "method_not_allowed",
         }
     }
 
@@ -74,14 +85,18 @@ impl ProxyError {
             }
             Self::ConnectTimeout | Self::ResponseTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::ClientBody => StatusCode::BAD_REQUEST,
+            Self::ClientBody | Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
     /// Whether this counts in `sidecar_upstream_errors_total` (everything but the client's own
     /// failures).
     pub fn is_upstream(self) -> bool {
-        !matches!(self, Self::ClientBody)
+        !matches!(
+            self,
+            Self::ClientBody | Self::InvalidRequest | Self::MethodNotAllowed
+        )
     }
 
     /// The response the sidecar sends in place of the upstream's.

@@ -132,6 +132,9 @@ pub async fn run(
     let serve_limits = serve::Limits {
         header_read_timeout: limits.header_read_timeout,
         max_header_bytes: limits.max_request_header_bytes,
+        // hyper's 100 header fields, parsed on the stack; the api accepts the two or three
+        // the proxy adds on top (`api::MAX_HEADERS`).
+        max_headers: None,
     };
     info!(
         listen = ?proxy_listener.local_addr().ok(),

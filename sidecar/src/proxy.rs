@@ -9,7 +9,10 @@
 //! - `x-forwarded-for` gets the client's IP appended, `x-forwarded-proto` is set to `http`;
 //! - `Host` is passed through unchanged (like nginx's `proxy_set_header Host $host`), so the
 //!   upstream sees the name the client used; a request without one (HTTP/1.0) gets the upstream's
-//!   authority, set by the client library.
+//!   authority. An absolute-form target's authority wins over `Host` (RFC 9112 §3.2.2) and
+//!   becomes the forwarded `Host`. What can't be forwarded unambiguously is refused before
+//!   anything is sent: two `Host` fields, or an HTTP/1.1 request without one (400, RFC 9112
+//!   §3.2), and `CONNECT` (405: a reverse proxy opens no tunnels).
 //!
 //! Bodies stream both ways; nothing is buffered whole. Upgrades (WebSocket) are not supported.
 //!
@@ -112,8 +115,14 @@ impl Proxy {
     fn rewrite(&mut self, request: Request<Body>) -> Request<Body> {
         let (mut parts, body) = request.into_parts();
         // The upstream connection is already open: the request line takes the origin form
-        // (path and query only), as any HTTP/1 client sends to a server.
+        // (path and query only), as any HTTP/1 client sends to a server. The target's
+        // authority, if any, is the request's host (RFC 9112 §3.2.2).
         if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+            if let Some(host) = (parts.uri.authority())
+                .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+            {
+                parts.headers.insert(HOST, host);
+            }
             let path_and_query = parts
                 .uri
                 .path_and_query()
@@ -166,6 +175,13 @@ impl tower::Service<Request<Body>> for Proxy {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if let Err(refused) = forwardable(&request) {
+            debug!(
+                error_type = refused.error_type(),
+                "request refused before forwarding"
+            );
+            return Box::pin(std::future::ready(Ok(refused.into_response())));
+        }
         let request = self.rewrite(request);
         let deadline = match &self.deadline {
             Some(deadline) if Arc::strong_count(deadline) == 1 => Arc::clone(deadline),
@@ -180,6 +196,23 @@ impl tower::Service<Request<Body>> for Proxy {
                 .await
                 .unwrap_or_else(ProxyError::into_response))
         })
+    }
+}
+
+/// Whether `request` can be forwarded unambiguously.
+fn forwardable<B>(request: &Request<B>) -> Result<(), ProxyError> {
+    if request.method() == http::Method::CONNECT {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+    let mut hosts = request.headers().get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => Err(ProxyError::InvalidRequest),
+        (None, None)
+            if request.version() == Version::HTTP_11 && request.uri().authority().is_none() =>
+        {
+            Err(ProxyError::InvalidRequest)
+        }
+        _ => Ok(()),
     }
 }
 

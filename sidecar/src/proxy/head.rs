@@ -129,6 +129,11 @@ pub fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError
     if (100..200).contains(&code) {
         return Ok(Parsed::Interim(len));
     }
+    // RFC 9110 §15: status codes are 100 to 599; `http` takes any three digits, but a 600 or
+    // a 999 means nothing to a client, so it is the upstream's protocol error (502).
+    if code > 599 {
+        return Err(HeadError("status code above 599"));
+    }
     let status = StatusCode::from_u16(code).map_err(|_| HeadError("bad status code"))?;
     let version = if response.version == Some(0) {
         Version::HTTP_10

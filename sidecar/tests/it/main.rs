@@ -12,6 +12,7 @@ mod items_api;
 mod openapi;
 mod process;
 mod red;
+mod semantics;
 mod shutdown;
 mod stub;
 mod support;

@@ -28,6 +28,8 @@ pub struct StubState {
     pub uploaded: watch::Sender<u64>,
     /// Opens the second half of `/download`.
     pub release_download: Notify,
+    /// Requests the stub has received.
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 /// A stub upstream on 127.0.0.1:0.
@@ -69,12 +71,20 @@ impl Stub {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// How many requests reached the stub.
+    pub fn hits(&self) -> u64 {
+        self.state
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 async fn stub_handle(
     state: Arc<StubState>,
     req: Request<Incoming>,
 ) -> Result<Response<TestBody>, Infallible> {
+    (state.requests).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let response = match segments.as_slice() {

@@ -111,11 +111,17 @@ fn interim_partial_and_bad_heads() {
         parse_response(b"HTTP/1.1 200 OK\r\nx-a:", &get).unwrap(),
         Parsed::Partial
     ));
+    assert!(matches!(
+        parse_response(b"HTTP/1.1 599 Last\r\ncontent-length: 0\r\n\r\n", &get).unwrap(),
+        Parsed::Head(..)
+    ));
     for bad in [
         &b"garbage\r\n\r\n"[..],
         b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n",
         b"HTTP/1.1 200 OK\r\ncontent-length: 1, 2\r\n\r\n",
         b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+        b"HTTP/1.1 600 Beyond\r\ncontent-length: 0\r\n\r\n",
+        b"HTTP/1.1 999 Nine\r\ncontent-length: 0\r\n\r\n",
     ] {
         assert!(
             parse_response(bad, &get).is_err(),
