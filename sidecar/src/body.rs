@@ -35,9 +35,16 @@ pub struct ClientBodyError(#[source] pub hyper::Error);
 
 /// Whether `error`, or anything in its `source()` chain, is a [`ClientBodyError`].
 pub fn caused_by_client(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<ClientBodyError>(error)
+}
+
+/// Whether `error`, or anything in its `source()` chain, is an `E`.
+pub fn caused_by<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
-        if e.is::<ClientBodyError>() {
+        if e.is::<E>() {
             return true;
         }
         current = e.source();

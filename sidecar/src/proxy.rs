@@ -28,6 +28,7 @@ mod pool;
 mod response_body;
 
 pub use pool::Pool;
+pub use response_body::BodyIdleTimeout;
 
 use std::{convert::Infallible, net::IpAddr, sync::Arc, task::Poll, time::Duration};
 
@@ -89,6 +90,7 @@ struct Inner {
     /// `Host` for requests that came without one (HTTP/1.0).
     host: HeaderValue,
     response_header_timeout: Duration,
+    response_body_idle_timeout: Duration,
     deadlines: Deadlines,
 }
 
@@ -105,6 +107,7 @@ impl Proxy {
                 upstream,
                 host,
                 response_header_timeout: timeout,
+                response_body_idle_timeout: limits.response_body_idle_timeout,
                 deadlines: Deadlines::start(Deadlines::resolution_for(timeout)),
             }),
             forwarded_for: None,
@@ -233,7 +236,7 @@ impl Inner {
     ) -> Result<Response<Body>, ProxyError> {
         let sent = tokio::select! {
             biased;
-            sent = self.pool.send(request) => Ok(sent),
+            sent = self.pool.send_watched(request, self.body_idle()) => Ok(sent),
             () = deadline.due() => Err(()),
         };
         let mut response = match sent {
@@ -246,6 +249,11 @@ impl Inner {
         };
         strip_hop_by_hop(response.headers_mut());
         Ok(response)
+    }
+
+    /// Where a streamed response body leases its idle deadline, and the timeout.
+    fn body_idle(&self) -> Option<(&Deadlines, Duration)> {
+        Some((&self.deadlines, self.response_body_idle_timeout))
     }
 
     /// Maps a send error to the closed set, and logs it once here, where it is handled.
@@ -270,8 +278,14 @@ impl Inner {
                         ProxyError::ClientBody
                     }
                     ExchangeError::Head(_) => ProxyError::ProtocolError,
+                    // A connection that closed inside the body is a reset; anything else is a
+                    // body that breaks its own framing.
+                    ExchangeError::Body(body) if !body.is::<std::io::Error>() => {
+                        ProxyError::ProtocolError
+                    }
                     ExchangeError::Closed(_)
                     | ExchangeError::Io(_)
+                    | ExchangeError::Body(_)
                     | ExchangeError::RequestBody(_) => ProxyError::UpstreamReset,
                 };
                 let cause = std::error::Error::source(exchange)

@@ -22,9 +22,10 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use crate::{
-    body::{Body, BoxError, ClientBodyError},
+    body::{Body, BoxError, ClientBodyError, caused_by},
     error::ProxyError,
-    metrics::{Metrics, Outcome, Started, WorkerMetrics, method_label},
+    metrics::{self, Metrics, Outcome, Started, WorkerMetrics, method_label},
+    proxy::BodyIdleTimeout,
     routes::{MatchedRoute, Routes},
 };
 
@@ -111,7 +112,7 @@ where
             outcome: Some(Outcome {
                 status: None,
                 error: None,
-                body_error: false,
+                body_error: None,
                 elapsed: Default::default(),
                 response_bytes: 0,
             }),
@@ -210,9 +211,14 @@ impl http_body::Body for RedBody {
                     outcome.response_bytes += data.len() as u64;
                 }
             }
-            Some(Err(_)) => {
+            Some(Err(error)) => {
                 if let Some(outcome) = this.recording.outcome.as_mut() {
-                    outcome.body_error = true;
+                    let idle = caused_by::<BodyIdleTimeout>(error.as_ref());
+                    outcome.body_error = Some(if idle {
+                        metrics::BODY_TIMEOUT
+                    } else {
+                        metrics::BODY_ERROR
+                    });
                 }
                 this.recording.finish();
             }

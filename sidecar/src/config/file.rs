@@ -88,6 +88,10 @@ impl FileConfig {
         for (key, value) in [
             ("limits.connect_timeout", l.connect_timeout),
             ("limits.response_header_timeout", l.response_header_timeout),
+            (
+                "limits.response_body_idle_timeout",
+                l.response_body_idle_timeout,
+            ),
             ("limits.header_read_timeout", l.header_read_timeout),
         ] {
             if value.is_zero() {

@@ -16,6 +16,11 @@ pub struct LimitsConfig {
     /// From sending the request to the upstream's response headers (then 504 `response_timeout`).
     #[serde(with = "crate::duration")]
     pub response_header_timeout: Duration,
+    /// How long the upstream may send no response body bytes once its headers are in (Envoy's
+    /// stream idle timeout, nginx's `proxy_read_timeout`); then the response is aborted and
+    /// counted as `body_timeout`.
+    #[serde(with = "crate::duration")]
+    pub response_body_idle_timeout: Duration,
     /// How long a client may take to send each request head, counted from when the connection
     /// opens or the previous response is done (slowloris guard, and the keep-alive idle time;
     /// then the connection is closed without an answer, as nginx does).
@@ -43,6 +48,7 @@ impl Default for LimitsConfig {
         Self {
             connect_timeout: Duration::from_secs(2),
             response_header_timeout: Duration::from_secs(30),
+            response_body_idle_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(10),
             max_request_header_bytes: 64 * 1024,
             max_concurrent_requests: 4096,

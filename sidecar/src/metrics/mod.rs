@@ -44,6 +44,8 @@ pub const HIGHR_BUCKETS: [f64; 21] = [
 
 /// `error_type` of a response body that broke off after its headers were sent.
 pub const BODY_ERROR: &str = "body_error";
+/// `error_type` of a response body the upstream stopped sending, past the idle timeout.
+pub const BODY_TIMEOUT: &str = "body_timeout";
 
 /// `handler`, `method`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -109,8 +111,8 @@ pub struct Outcome {
     pub status: Option<StatusCode>,
     /// Why the sidecar made the response itself, if it did.
     pub error: Option<ProxyError>,
-    /// The response body broke off after the headers.
-    pub body_error: bool,
+    /// The response body broke off after the headers: [`BODY_ERROR`] or [`BODY_TIMEOUT`].
+    pub body_error: Option<&'static str>,
     /// From the end of the request headers to the end of the response body.
     pub elapsed: Duration,
     /// Response body bytes sent.
@@ -169,7 +171,7 @@ impl Metrics {
         for error_type in (ProxyError::ALL.iter())
             .filter(|error| error.is_upstream())
             .map(|error| error.error_type())
-            .chain([BODY_ERROR])
+            .chain([BODY_ERROR, BODY_TIMEOUT])
         {
             let _ = f.upstream_errors.get_or_create(&ErrorLabels {
                 handler: handler.clone(),
@@ -253,8 +255,7 @@ impl WorkerMetrics {
         series.response_size.observe(outcome.response_bytes as f64);
         let error_type = match outcome.error {
             Some(error) if error.is_upstream() => Some(error.error_type()),
-            _ if outcome.body_error => Some(BODY_ERROR),
-            _ => None,
+            _ => outcome.body_error,
         };
         if let Some(error_type) = error_type {
             f.upstream_errors

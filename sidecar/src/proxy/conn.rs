@@ -28,7 +28,7 @@ use serve::Socket;
 use tokio::net::TcpStream;
 
 use super::{
-    framing::{self, FramingError, Piece},
+    framing::{self, Piece},
     head::{self, HeadError, Parsed, RequestFraming, ResponseHead},
 };
 use crate::body::{Body, BoxError};
@@ -55,6 +55,9 @@ pub enum ExchangeError {
     /// The request body failed (usually the client's side).
     #[error("the request body failed")]
     RequestBody(#[source] BoxError),
+    /// The response body broke before any of the response was sent to the client.
+    #[error("the response body broke off at once")]
+    Body(#[source] BoxError),
 }
 
 /// An open connection.
@@ -370,9 +373,11 @@ impl Conn {
                     *decoder = framing::Decoder::Done;
                 }
                 Ok(0) => {
-                    return Poll::Ready(Some(Err(
-                        self.broken(FramingError("connection closed inside the response body"))
-                    )));
+                    let closed = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed inside the response body",
+                    );
+                    return Poll::Ready(Some(Err(self.broken(closed))));
                 }
                 Ok(_) => {}
                 Err(error) => return Poll::Ready(Some(Err(self.broken(error)))),

@@ -27,6 +27,8 @@ use super::{
     conn::{Conn, ExchangeError},
     response_body::UpstreamBody,
 };
+use serve::Deadlines;
+
 use crate::{body::Body, config::Upstream};
 
 /// Why a request got no response from the upstream.
@@ -96,6 +98,16 @@ impl Pool {
     /// Sends `request` on an idle connection or a new one, and returns the response whose body
     /// gives the connection back when it has been read to the end.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, SendError> {
+        self.send_watched(request, None).await
+    }
+
+    /// [`Pool::send`]; a streamed response body fails after `idle`'s timeout without a byte,
+    /// on a deadline leased from `idle`'s wheel (only then: most bodies come whole).
+    pub async fn send_watched(
+        &self,
+        request: Request<Body>,
+        idle: Option<(&Deadlines, Duration)>,
+    ) -> Result<Response<Body>, SendError> {
         let (parts, body) = request.into_parts();
         let bodiless = http_body::Body::is_end_stream(&body);
         let (mut conn, reused) = match self.checkout() {
@@ -126,7 +138,12 @@ impl Pool {
             self.give_back(conn);
             crate::body::full(whole)
         } else {
-            Body::new(UpstreamBody::new(conn, self.clone(), response.decoder))
+            let idle = idle.map(|(wheel, timeout)| (wheel.lease(), timeout));
+            let mut body = UpstreamBody::new(conn, self.clone(), response.decoder, idle);
+            // Nothing has reached the client yet: a body that breaks now is a 502.
+            body.read_ahead()
+                .map_err(|error| SendError::Exchange(ExchangeError::Body(error)))?;
+            Body::new(body)
         };
         let mut forwarded = Response::new(body);
         *forwarded.status_mut() = response.status;

@@ -1,13 +1,22 @@
 //! The upstream's response body as the client receives it: read straight from the upstream
 //! connection, which goes back to its pool once the body has been read to the end.
+//!
+//! Two guards: what the upstream sends at once with its head is read before the response is
+//! handed to the client (a body that breaks right away, a `Content-Length` longer than what
+//! came before the close, is then a 502 instead of an empty reply), and a body that stays
+//! silent for the idle timeout fails (Envoy's stream idle timeout), so a stalled upstream
+//! can't hold the client forever.
 
 use std::{
+    collections::VecDeque,
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use serve::Deadline;
 
 use super::{
     conn::{BodyPiece, Conn},
@@ -16,19 +25,119 @@ use super::{
 };
 use crate::body::BoxError;
 
+/// Bytes read ahead before the response goes to the client, at the most.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// The upstream sent no response body bytes for the idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent no response body bytes for {0:?}")]
+pub struct BodyIdleTimeout(pub Duration);
+
 /// A response body being read from its connection.
 pub struct UpstreamBody {
     /// `None` once the body ended or failed.
     conn: Option<(Conn, Pool)>,
     decoder: Decoder,
+    /// Frames read ahead, handed out first.
+    ahead: VecDeque<Frame<Bytes>>,
+    /// Re-armed at every piece; `None` once the body ended.
+    idle: Option<(Deadline, Duration)>,
 }
 
 impl UpstreamBody {
-    pub fn new(conn: Conn, pool: Pool, decoder: Decoder) -> Self {
+    pub fn new(
+        conn: Conn,
+        pool: Pool,
+        decoder: Decoder,
+        idle: Option<(Deadline, Duration)>,
+    ) -> Self {
+        if let Some((deadline, timeout)) = &idle {
+            deadline.arm_after(*timeout);
+        }
         Self {
             conn: Some((conn, pool)),
             decoder,
+            ahead: VecDeque::new(),
+            idle,
         }
+    }
+
+    /// Reads what has already arrived (up to [`READ_AHEAD`] bytes) without waiting, so that a
+    /// body that fails at once fails before anything has been sent to the client.
+    pub fn read_ahead(&mut self) -> Result<(), BoxError> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut read = 0;
+        while read < READ_AHEAD {
+            match self.poll_upstream(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    read += frame.data_ref().map_or(0, Bytes::len);
+                    let trailers = frame.is_trailers();
+                    self.ahead.push_back(frame);
+                    if trailers {
+                        break;
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => return Err(error),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_upstream(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some((conn, _)) = self.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let piece = match conn.poll_body(cx, &mut self.decoder) {
+            Poll::Ready(piece) => piece,
+            Poll::Pending => {
+                if let Some((deadline, timeout)) = &self.idle
+                    && deadline.poll_due(cx).is_ready()
+                {
+                    let timeout = *timeout;
+                    self.end();
+                    return Poll::Ready(Some(Err(Box::new(BodyIdleTimeout(timeout)))));
+                }
+                return Poll::Pending;
+            }
+        };
+        if let Some((deadline, timeout)) = &self.idle {
+            deadline.arm_after(*timeout);
+        }
+        Poll::Ready(match piece {
+            Some(Ok(BodyPiece::Data(data))) => {
+                if self.decoder.is_done() {
+                    self.give_back();
+                }
+                Some(Ok(Frame::data(data)))
+            }
+            Some(Ok(BodyPiece::Trailers(trailers))) => Some(Ok(Frame::trailers(trailers))),
+            Some(Err(error)) => {
+                self.end();
+                Some(Err(error))
+            }
+            None => {
+                self.give_back();
+                None
+            }
+        })
+    }
+
+    /// The body is read to its end: the connection goes back to the pool.
+    fn give_back(&mut self) {
+        if let Some((conn, pool)) = self.conn.take() {
+            pool.give_back(conn);
+        }
+        self.idle = None;
+    }
+
+    /// The body failed: the connection is closed.
+    fn end(&mut self) {
+        self.conn = None;
+        self.idle = None;
     }
 }
 
@@ -41,43 +150,24 @@ impl http_body::Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        let Some((conn, _)) = this.conn.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let piece = ready!(conn.poll_body(cx, &mut this.decoder));
-        match piece {
-            Some(Ok(BodyPiece::Data(data))) => {
-                if this.decoder.is_done()
-                    && let Some((conn, pool)) = this.conn.take()
-                {
-                    pool.give_back(conn);
-                }
-                Poll::Ready(Some(Ok(Frame::data(data))))
-            }
-            Some(Ok(BodyPiece::Trailers(trailers))) => {
-                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-            }
-            Some(Err(error)) => {
-                this.conn = None;
-                Poll::Ready(Some(Err(error)))
-            }
-            None => {
-                if let Some((conn, pool)) = this.conn.take() {
-                    pool.give_back(conn);
-                }
-                Poll::Ready(None)
-            }
+        if let Some(frame) = this.ahead.pop_front() {
+            return Poll::Ready(Some(Ok(frame)));
         }
+        this.poll_upstream(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.decoder.is_done()
+        self.ahead.is_empty() && self.decoder.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
+        let ahead: u64 = (self.ahead.iter())
+            .filter_map(|frame| frame.data_ref())
+            .map(|data| data.len() as u64)
+            .sum();
         match self.decoder {
-            Decoder::Length(left) => SizeHint::with_exact(left),
-            Decoder::Done => SizeHint::with_exact(0),
+            Decoder::Length(left) => SizeHint::with_exact(left + ahead),
+            Decoder::Done => SizeHint::with_exact(ahead),
             _ => SizeHint::default(),
         }
     }

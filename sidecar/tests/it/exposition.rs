@@ -86,6 +86,7 @@ async fn every_upstream_error_type_is_zero_before_the_first_failure() {
         "protocol_error",
         "overloaded",
         "body_error",
+        "body_timeout",
     ] {
         let labels = [route[0], route[1], ("error_type", error_type)];
         assert_eq!(
@@ -95,7 +96,10 @@ async fn every_upstream_error_type_is_zero_before_the_first_failure() {
         );
     }
     let types = scrape.series("sidecar_upstream_errors_total").len();
-    assert_eq!(types, 7, "one series per error type, client_body excluded");
+    assert_eq!(
+        types, 8,
+        "one series per upstream error type, the client's own excluded"
+    );
     assert_eq!(
         scrape.value("sidecar_client_aborts_total", &route),
         Some(0.0)

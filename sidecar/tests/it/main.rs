@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod broken_bodies;
 mod cardinality;
 mod early_answer;
 mod exposition;
