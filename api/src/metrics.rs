@@ -1,5 +1,5 @@
 //! The api's metric families, registered once (the contract is the API part of
-//! `docs/metrics.md`), and the `/metrics` exposition.
+//! `docs/metrics.md`); `/metrics` encodes them through the `exposition` crate.
 //!
 //! Counters are registered without `_total`: prometheus-client appends it. Units are part of
 //! the names (`_seconds`), not declared with `# UNIT`. The pool gauges are a
