@@ -103,6 +103,18 @@ impl Stack {
         Ok(())
     }
 
+    /// Kills the api with SIGKILL (no drain: in-flight requests are cut) and waits for it.
+    ///
+    /// # Errors
+    /// If it does not exit within 15 s.
+    pub async fn kill_api(&mut self) -> anyhow::Result<()> {
+        if let Some(mut api) = self.api.take() {
+            api.signal(testkit::process::UnixSignal::SIGKILL);
+            api.wait_exit(Duration::from_secs(15)).await?;
+        }
+        Ok(())
+    }
+
     /// Starts the api again on the same address and database.
     ///
     /// # Errors
