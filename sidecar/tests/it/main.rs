@@ -15,5 +15,6 @@ mod process;
 mod red;
 mod semantics;
 mod shutdown;
+mod smuggling;
 mod stub;
 mod support;
