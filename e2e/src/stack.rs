@@ -32,14 +32,25 @@ impl Stack {
     /// When a binary, the plugins or the sidecar config are missing, or a process never gets
     /// ready (the error carries its output).
     pub async fn start(database_url: &str) -> anyhow::Result<Stack> {
-        let sidecar_bin = workspace::binary("sidecar")?;
-        workspace::binary("api")?;
-        workspace::plugins()?;
         // E2E_SIDECAR_CONFIG points at another file (e.g. a work-in-progress configuration).
         let config = std::env::var_os("E2E_SIDECAR_CONFIG").map_or_else(
             || workspace::path("config/sidecar.toml"),
             std::path::PathBuf::from,
         );
+        Self::start_with_config(database_url, &config).await
+    }
+
+    /// [`Stack::start`] with the sidecar on another configuration file.
+    ///
+    /// # Errors
+    /// As [`Stack::start`].
+    pub async fn start_with_config(
+        database_url: &str,
+        config: &std::path::Path,
+    ) -> anyhow::Result<Stack> {
+        let sidecar_bin = workspace::binary("sidecar")?;
+        workspace::binary("api")?;
+        workspace::plugins()?;
         if !config.is_file() {
             bail!(
                 "{} is missing (the stack's sidecar configuration)",
