@@ -119,7 +119,10 @@ pub async fn serve<S, B>(
         if let Some(max_headers) = limits.max_headers {
             builder.max_headers(max_headers);
         }
+        // max_buf_size alone lets a head through when one read brings it in whole past the
+        // cap; max_header_size holds every head to it.
         let conn = builder
+            .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(8192))
             // Responses here are mostly small: one copy into the head's buffer and a plain
             // write are cheaper than a vectored write of several pieces.
