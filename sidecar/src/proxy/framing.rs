@@ -118,7 +118,7 @@ impl Decoder {
                                 return Ok((input.len(), None));
                             };
                             used += lf;
-                            if line.as_slice() != b"\r\n" && line.as_slice() != b"\n" {
+                            if line.as_slice() != b"\r\n" {
                                 return Err(FramingError("missing CRLF after chunk data"));
                             }
                             *state = Chunked::Size(Vec::new());
@@ -158,12 +158,22 @@ fn take_line(
     Ok(complete.then_some(taken))
 }
 
-/// The size of a chunk-size line: hex digits, optional `;extensions`, CRLF.
+/// The size of a chunk-size line: hex digits, optional `;extensions`, CRLF. CRLF only, with no
+/// CR elsewhere: where a line ends must not depend on the reader (RFC 9112 §7.1, §2.2).
 fn chunk_size(line: &[u8]) -> Result<u64, FramingError> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line
+        .strip_suffix(b"\r\n")
+        .ok_or(FramingError("chunk size line without CRLF"))?;
+    if line.contains(&b'\r') {
+        return Err(FramingError("bare CR in a chunk size line"));
+    }
     let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-    let digits = digits.trim_ascii_end();
+    // Only SP and HTAB may follow the size (BWS before `;`, RFC 9112 §7.1.1).
+    let end = digits
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |last| last + 1);
+    let digits = &digits[..end];
     if digits.is_empty() || digits.len() > 16 {
         return Err(FramingError("bad chunk size"));
     }
@@ -175,19 +185,21 @@ fn chunk_size(line: &[u8]) -> Result<u64, FramingError> {
     })
 }
 
-/// Accumulates the trailer section; `Some(bytes taken)` once its empty line is in.
+/// Accumulates the trailer section; `Some(bytes taken)` once its empty line is in. Lines end
+/// with CRLF only, as in chunk lines: with a bare LF, readers disagree on where the body ends.
 fn trailers_end(section: &mut Vec<u8>, input: &[u8]) -> Result<Option<usize>, FramingError> {
     for (i, &b) in input.iter().enumerate() {
+        let after_cr = section.last() == Some(&b'\r');
         section.push(b);
         if section.len() > MAX_TRAILERS {
             return Err(FramingError("trailer section too large"));
         }
-        if b == b'\n'
-            && (section.ends_with(b"\n\r\n")
-                || section.ends_with(b"\n\n")
-                || section.as_slice() == b"\r\n"
-                || section.as_slice() == b"\n")
-        {
+        match (after_cr, b) {
+            (false, b'\n') => return Err(FramingError("bare LF in the trailer section")),
+            (true, b) if b != b'\n' => return Err(FramingError("bare CR in the trailer section")),
+            _ => {}
+        }
+        if b == b'\n' && (section.ends_with(b"\r\n\r\n") || section.as_slice() == b"\r\n") {
             return Ok(Some(i + 1));
         }
     }
@@ -196,7 +208,7 @@ fn trailers_end(section: &mut Vec<u8>, input: &[u8]) -> Result<Option<usize>, Fr
 
 /// The trailer fields, or `None` when the section is empty.
 fn parse_trailers(section: &[u8]) -> Result<Option<HeaderMap>, FramingError> {
-    if section == b"\r\n" || section == b"\n" {
+    if section == b"\r\n" {
         return Ok(None);
     }
     let mut fields = [httparse::EMPTY_HEADER; 64];
@@ -234,5 +246,7 @@ pub fn last_chunk(trailers: Option<&HeaderMap>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+#[cfg(test)]
+mod differential;
 #[cfg(test)]
 mod tests;

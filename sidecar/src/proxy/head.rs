@@ -159,6 +159,19 @@ pub fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError
     let decoder = if *method == Method::HEAD || code == 204 || code == 304 {
         Decoder::Done
     } else if headers.contains_key(TRANSFER_ENCODING) {
+        // HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 §6.1).
+        if version == Version::HTTP_10 {
+            return Err(HeadError("Transfer-Encoding in an HTTP/1.0 response"));
+        }
+        // Codings are ASCII tokens; with other bytes, readers disagree on whether the last one
+        // is `chunked` (hyper reads to the close), so the framing is unknowable.
+        if headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .any(|v| v.to_str().is_err())
+        {
+            return Err(HeadError("bad Transfer-Encoding"));
+        }
         // A message with both: the length is ignored and the connection not reused (§6.3).
         if headers.remove(CONTENT_LENGTH).is_some() {
             keep_alive = false;
@@ -227,5 +240,7 @@ fn last_token_is(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
         .is_some_and(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
+#[cfg(test)]
+pub(super) mod differential;
 #[cfg(test)]
 mod tests;

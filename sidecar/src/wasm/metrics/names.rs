@@ -69,8 +69,17 @@ impl NameParser {
         };
         let mut family = sanitize_name(&base);
         if kind == MetricType::Counter {
-            while let Some(stripped) = family.strip_suffix("_total").filter(|s| !s.is_empty()) {
-                family = stripped.to_owned();
+            // The exposition adds `_total`; a family still ending in it (`_total` alone) is
+            // refused by OpenMetrics parsers, so it is cut to `_` there too.
+            while let Some(stripped) = family.strip_suffix("_total") {
+                family = sanitize_name(stripped);
+            }
+        }
+        // Label names Prometheus reserves (`__…`; `__name__` would replace the family) and a
+        // histogram's own `le` (a duplicate that makes the whole scrape invalid) get a prefix.
+        for (name, _) in &mut labels {
+            if name.starts_with("__") || (kind == MetricType::Histogram && name == "le") {
+                name.insert_str(0, "label_");
             }
         }
         labels.reverse(); // last definition of a label wins
@@ -166,6 +175,9 @@ fn sanitize(name: &str, colon: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
