@@ -12,8 +12,9 @@ use http_body::Body;
 use crate::{
     error::Error,
     item::NewItem,
-    json::{BoxError, Reply, empty, json, read_body},
-    routes::State,
+    json::{Reply, empty, json},
+    request_body::{BoxError, read_body},
+    state::State,
 };
 
 /// `limit` when the query leaves it out.

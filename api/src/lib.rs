@@ -3,10 +3,12 @@
 //! [`run`] is the whole server; `main.rs` only parses flags, sets up logging and binds.
 //!
 //! - [`config`]: flags with `API_*`/`DATABASE_URL` fallbacks.
-//! - [`routes`]: [`App`], the tower service: dispatch, 404/405, request spans.
+//! - [`routes`]: [`App`], the tower service: dispatch, 404/405, request spans; [`state`]: what
+//!   every handler shares.
 //! - [`items`]: the `/items` handlers; [`item`]: `Item` and `NewItem` with the body rules.
 //! - [`db`]: the pool and one timed method per statement; [`schema`]: start-up schema setup.
-//! - [`error`]: every failure and its JSON response; [`json`]: bodies in and out.
+//! - [`error`]: every failure and its JSON response; [`json`]: JSON responses;
+//!   [`request_body`]: request bodies read under the size limit.
 //! - [`metrics`]: the metric families (see `docs/metrics.md`, API part) and their exposition.
 //! - [`openapi`]: the OpenAPI 3 document served at `/openapi.json`.
 
@@ -20,8 +22,10 @@ pub mod items;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
+pub mod request_body;
 pub mod routes;
 pub mod schema;
+pub mod state;
 
 use std::{future::Future, pin::pin, sync::Arc};
 
@@ -70,7 +74,7 @@ pub async fn run(
         .local_addr()
         .context("reading the listener's address")?;
     info!(%local, pool_size = config.pool_size, "api listening");
-    let app = App::new(routes::State {
+    let app = App::new(state::State {
         db: db.clone(),
         items: metrics.items,
         registry: Arc::new(registry),

@@ -4,22 +4,22 @@
 //! [`ROUTES`] is the route table; a test checks that `openapi.json` describes exactly these
 //! paths and methods.
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, task::Poll, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, task::Poll};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body::Body;
-use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, field, info_span};
 
 use crate::{
-    db::{Db, DbError},
+    db::DbError,
     error::Error,
     items,
-    json::{BoxError, Reply, json, with_type},
-    metrics::ItemMetrics,
+    json::{Reply, json, with_type},
     openapi,
+    request_body::BoxError,
+    state::State,
 };
 
 /// One path template and the methods it answers.
@@ -58,19 +58,6 @@ pub const ROUTES: [Route; 6] = [
         allow: "GET",
     },
 ];
-
-/// What a request needs; shared by every connection.
-#[derive(Debug)]
-pub struct State {
-    /// The items table.
-    pub db: Db,
-    /// Item counters.
-    pub items: ItemMetrics,
-    /// Everything `/metrics` exposes.
-    pub registry: Arc<Registry>,
-    /// How long `/readyz` waits for the database.
-    pub ready_timeout: Duration,
-}
 
 /// The api service. Cloning is cheap (one `Arc`).
 #[derive(Clone, Debug)]
