@@ -11,7 +11,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 use tracing::{debug, error, warn};
 
-use crate::{db::DbError, json::Reply, json::json};
+use crate::{db::DbError, item::BodyError, json::Reply, json::json};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,22 +53,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// A 422 naming `field`.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
-        Error::Invalid {
-            field: Some(field.into()),
-            message: message.into(),
-        }
-    }
-
-    /// A 422 about the body as a whole.
-    pub fn invalid_body(message: impl Into<String>) -> Error {
-        Error::Invalid {
-            field: None,
-            message: message.into(),
-        }
-    }
-
     /// The status code this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -117,6 +101,15 @@ impl Error {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+impl From<BodyError> for Error {
+    fn from(error: BodyError) -> Error {
+        match error {
+            BodyError::Malformed(message) => Error::BadRequest(message),
+            BodyError::Invalid { field, message } => Error::Invalid { field, message },
+        }
     }
 }
 

@@ -13,7 +13,39 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::error::Error;
+/// Why a request body is not an item; the api answers 400 or 422 ([`crate::error::Error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Not JSON at all (400); the message says what is wrong.
+    #[error("{0}")]
+    Malformed(String),
+    /// Well-formed JSON that breaks the rules for `field` (422).
+    #[error("{message}")]
+    Invalid {
+        /// The offending field; `None` when the body as a whole is wrong (not an object).
+        field: Option<String>,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl BodyError {
+    /// A 422 naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> BodyError {
+        BodyError::Invalid {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// A 422 about the body as a whole.
+    pub fn invalid_body(message: impl Into<String>) -> BodyError {
+        BodyError::Invalid {
+            field: None,
+            message: message.into(),
+        }
+    }
+}
 
 /// Longest `nom`, in characters (as PostgreSQL's `char_length` counts them).
 pub const MAX_NOM_CHARS: usize = 200;
@@ -42,24 +74,25 @@ impl NewItem {
     /// Validates a request body. `path_id` is the id in the path for `PUT`, `None` for `POST`.
     ///
     /// # Errors
-    /// [`Error::BadRequest`] for malformed JSON, [`Error::Invalid`] naming the field otherwise.
-    pub fn parse(body: &[u8], path_id: Option<i64>) -> Result<NewItem, Error> {
+    /// [`BodyError::Malformed`] for malformed JSON, [`BodyError::Invalid`] naming the field
+    /// otherwise.
+    pub fn parse(body: &[u8], path_id: Option<i64>) -> Result<NewItem, BodyError> {
         // Raw values keep each member's text, so `prix` can be read with full range checks
         // (serde_json itself refuses `1e400` as a syntax error, but it is a valid JSON number
         // that is simply not finite: a 422, not a 400).
         let members: BTreeMap<String, Box<RawValue>> =
             serde_json::from_slice(body).map_err(|e| {
                 if e.is_data() {
-                    Error::invalid_body("the body must be a JSON object with `nom` and `prix`")
+                    BodyError::invalid_body("the body must be a JSON object with `nom` and `prix`")
                 } else {
-                    Error::BadRequest(format!("malformed JSON: {e}"))
+                    BodyError::Malformed(format!("malformed JSON: {e}"))
                 }
             })?;
         if let Some(unknown) = members
             .keys()
             .find(|k| !matches!(k.as_str(), "nom" | "prix" | "id"))
         {
-            return Err(Error::invalid(
+            return Err(BodyError::invalid(
                 unknown.as_str(),
                 format!("unknown field `{unknown}`: only `nom` and `prix` are accepted"),
             ));
@@ -73,40 +106,40 @@ impl NewItem {
     }
 }
 
-fn check_id(raw: &RawValue, path_id: Option<i64>) -> Result<(), Error> {
+fn check_id(raw: &RawValue, path_id: Option<i64>) -> Result<(), BodyError> {
     let Some(path_id) = path_id else {
-        return Err(Error::invalid(
+        return Err(BodyError::invalid(
             "id",
             "`id` is assigned by the server; leave it out",
         ));
     };
     match serde_json::from_str::<i64>(raw.get()) {
         Ok(id) if id == path_id => Ok(()),
-        _ => Err(Error::invalid(
+        _ => Err(BodyError::invalid(
             "id",
             format!("`id` must be the id in the path ({path_id}) or left out"),
         )),
     }
 }
 
-fn parse_nom(raw: Option<&RawValue>) -> Result<String, Error> {
+fn parse_nom(raw: Option<&RawValue>) -> Result<String, BodyError> {
     let raw = raw
         .filter(|r| r.get() != "null")
-        .ok_or_else(|| Error::invalid("nom", "`nom` is required"))?;
+        .ok_or_else(|| BodyError::invalid("nom", "`nom` is required"))?;
     let nom: String = serde_json::from_str(raw.get())
-        .map_err(|_| Error::invalid("nom", "`nom` must be a string"))?;
+        .map_err(|_| BodyError::invalid("nom", "`nom` must be a string"))?;
     if nom.trim().is_empty() {
-        return Err(Error::invalid("nom", "`nom` must not be empty"));
+        return Err(BodyError::invalid("nom", "`nom` must not be empty"));
     }
     if nom.chars().count() > MAX_NOM_CHARS {
-        return Err(Error::invalid(
+        return Err(BodyError::invalid(
             "nom",
             format!("`nom` must be at most {MAX_NOM_CHARS} characters"),
         ));
     }
     if nom.contains('\0') {
         // PostgreSQL text cannot hold NUL.
-        return Err(Error::invalid(
+        return Err(BodyError::invalid(
             "nom",
             "`nom` must not contain NUL characters",
         ));
@@ -114,23 +147,23 @@ fn parse_nom(raw: Option<&RawValue>) -> Result<String, Error> {
     Ok(nom)
 }
 
-fn parse_prix(raw: Option<&RawValue>) -> Result<f64, Error> {
+fn parse_prix(raw: Option<&RawValue>) -> Result<f64, BodyError> {
     let raw = raw
         .filter(|r| r.get() != "null")
-        .ok_or_else(|| Error::invalid("prix", "`prix` is required"))?;
+        .ok_or_else(|| BodyError::invalid("prix", "`prix` is required"))?;
     let text = raw.get();
     // A raw value starting with `-` or a digit is a JSON number (serde_json validated the
     // syntax), and Rust's float grammar accepts every JSON number.
     let is_number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
     let prix: f64 = match text.parse() {
         Ok(prix) if is_number => prix,
-        _ => return Err(Error::invalid("prix", "`prix` must be a number")),
+        _ => return Err(BodyError::invalid("prix", "`prix` must be a number")),
     };
     if !prix.is_finite() {
-        return Err(Error::invalid("prix", "`prix` must be a finite number"));
+        return Err(BodyError::invalid("prix", "`prix` must be a finite number"));
     }
     if prix < 0.0 {
-        return Err(Error::invalid("prix", "`prix` must not be negative"));
+        return Err(BodyError::invalid("prix", "`prix` must not be negative"));
     }
     // `-0` passes the check above; store it as 0.
     Ok(prix + 0.0)
@@ -142,7 +175,7 @@ mod tests {
 
     fn field_of(body: &str, path_id: Option<i64>) -> String {
         match NewItem::parse(body.as_bytes(), path_id) {
-            Err(Error::Invalid { field, .. }) => field.unwrap_or_else(|| "(none)".into()),
+            Err(BodyError::Invalid { field, .. }) => field.unwrap_or_else(|| "(none)".into()),
             other => panic!("{body}: expected a 422, got {other:?}"),
         }
     }
@@ -171,7 +204,7 @@ mod tests {
             assert!(
                 matches!(
                     NewItem::parse(body.as_bytes(), None),
-                    Err(Error::BadRequest(_))
+                    Err(BodyError::Malformed(_))
                 ),
                 "{body}"
             );

@@ -33,6 +33,20 @@ pub struct Outcome {
     pub id: Option<i64>,
 }
 
+impl Outcome {
+    /// Fails unless the request got a success or a 503 with `Retry-After: 1`.
+    pub fn assert_success_or_retry_later(&self) {
+        let status = self
+            .status
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{self:?}: {e}"));
+        assert!(matches!(status, 200 | 201 | 503), "{self:?}");
+        if *status == 503 {
+            assert_eq!(self.retry_after.as_deref(), Some("1"), "{self:?}");
+        }
+    }
+}
+
 /// Workers sending requests until [`Load::finish`].
 pub struct Load {
     start: Instant,
@@ -59,6 +73,30 @@ impl Load {
     /// Time since the load started (the clock of [`Outcome::sent`]).
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Creates items through `app` until one is acknowledged (the api has recovered after the
+    /// event at `since`, named `what`); that moment on the load's clock. Fails after 20 s.
+    pub async fn first_create_after(
+        &self,
+        app: &crate::support::TestApp,
+        since: Duration,
+        what: &str,
+    ) -> Duration {
+        loop {
+            let resp = app
+                .post("/items", r#"{"nom":"after recovery","prix":1}"#)
+                .await;
+            if resp.status == 201 {
+                return self.elapsed();
+            }
+            assert!(
+                self.elapsed() - since < Duration::from_secs(20),
+                "no 201 within 20 s of {what}: {}",
+                resp.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the workers after their current request; every outcome, in no particular order.
