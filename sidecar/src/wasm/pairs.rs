@@ -1,9 +1,62 @@
-//! Header-map ("pairs") serialization of the Proxy-Wasm ABI, little-endian:
+//! Header maps as the guest sees them ([`MapView`]: pseudo-headers, then the real headers) and
+//! their ("pairs") serialization in the Proxy-Wasm ABI, little-endian:
 //! `u32 N | N × (u32 key_len, u32 value_len) | N × (key 0x00 value 0x00)`.
 //!
 //! An empty map is handed over as `(0, 0)` (no bytes at all), as proxy-wasm-cpp-host does: the
 //! Rust SDK reads four bytes from any non-empty buffer. Guest-supplied maps are parsed strictly
 //! (like cpp-host's `PairsUtil::toPairs`); a malformed one is rejected whole.
+
+use http::{HeaderMap, HeaderValue};
+
+/// The pseudo-headers a guest sees before a map's real headers (`:method`, `:path`,
+/// `:authority`, `:scheme` for requests; `:status` for responses), never stored: writes to
+/// them are ignored, as the sidecar cannot apply them.
+pub type Pseudo<'a> = [(&'static str, &'a str)];
+
+/// A header map as the guest sees it: pseudo-headers first, then the real headers in order.
+#[derive(Clone, Copy, Debug)]
+pub struct MapView<'a> {
+    /// Pseudo-headers.
+    pub pseudo: &'a Pseudo<'a>,
+    /// Real headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> MapView<'a> {
+    /// Pairs in order, names lower-case.
+    pub fn pairs(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        self.pseudo
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .chain(
+                self.headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
+            )
+    }
+
+    /// Number of pairs.
+    pub fn len(self) -> usize {
+        self.pseudo.len() + self.headers.len()
+    }
+
+    /// Whether there are no pairs.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first value of `name` (lower-case).
+    pub fn get(self, name: &str) -> Option<&'a [u8]> {
+        if name.starts_with(':') {
+            return self
+                .pseudo
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_bytes());
+        }
+        self.headers.get(name).map(HeaderValue::as_bytes)
+    }
+}
 
 /// Largest guest-supplied map accepted, in bytes and in pairs (cpp-host's limits).
 const MAX_BYTES: usize = 1 << 20;

@@ -9,8 +9,8 @@ use std::time::UNIX_EPOCH;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::abi::MapType;
-use super::pairs;
-use super::state::{HostState, MapView, Stream};
+use super::pairs::{self, MapView};
+use super::state::{HostState, Stream};
 
 fn int(value: u64) -> Vec<u8> {
     value.to_le_bytes().to_vec()

@@ -46,6 +46,8 @@ impl WasmRuntime {
     ) -> anyhow::Result<Arc<WasmRuntime>> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Compiled on a thread of its own (see `compile`), not on rayon's threads, which live on.
+        config.parallel_compilation(false);
         if let Some(dir) = cache_dir {
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
@@ -106,8 +108,7 @@ impl WasmRuntime {
         }
         let wasm = std::fs::read(&config.path)
             .with_context(|| format!("reading {}", config.path.display()))?;
-        let module = Module::new(&self.engine, &wasm)
-            .map_err(anyhow::Error::from)
+        let module = compile(&self.engine, &wasm)
             .with_context(|| format!("compiling {}", config.path.display()))?;
         check_abi_version(&module)?;
         let mut linker = self.linker.clone();
@@ -145,6 +146,22 @@ impl WasmRuntime {
     pub fn host_metrics(&self) -> &HostMetrics {
         &self.host_metrics
     }
+}
+
+/// Compiles `wasm` on a short-lived thread: compiling allocates ~12 MiB that the allocator
+/// keeps in the compiling thread's heap; a thread that ends hands its memory back, a thread
+/// that lives on (the caller's, or rayon's) would hold it for the life of the process.
+fn compile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Module> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("wasm-compile".into())
+            .spawn_scoped(scope, || {
+                Module::new(engine, wasm).map_err(anyhow::Error::from)
+            })
+            .context("starting the compile thread")?
+            .join()
+            .map_err(|_| anyhow::anyhow!("the compile thread panicked"))?
+    })
 }
 
 /// The module must export `proxy_abi_version_0_2_0` or `_0_2_1` (a marker, never called).

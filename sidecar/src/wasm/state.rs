@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use wasmtime::{Memory, TypedFunc};
 
 use super::abi::{BufferType, LogLevel, MapType};
 use super::config::PluginConfig;
 use super::limits::Limiter;
 use super::metrics::MetricStore;
+use super::pairs::MapView;
 use super::shared_data::SharedData;
 
 /// A header map a guest wrote (`proxy_send_local_response`): lower-case names, raw values.
@@ -77,56 +78,6 @@ impl RequestInfo {
     /// Wall-clock start (read from the monotonic one: one clock read per request, not two).
     pub fn time(&self) -> SystemTime {
         SystemTime::now() - self.started.elapsed()
-    }
-}
-
-/// The pseudo-headers a guest sees before a map's real headers (`:method`, `:path`,
-/// `:authority`, `:scheme` for requests; `:status` for responses), never stored: writes to
-/// them are ignored, as the sidecar cannot apply them.
-pub type Pseudo<'a> = [(&'static str, &'a str)];
-
-/// A header map as the guest sees it: pseudo-headers first, then the real headers in order.
-#[derive(Clone, Copy, Debug)]
-pub struct MapView<'a> {
-    /// Pseudo-headers.
-    pub pseudo: &'a Pseudo<'a>,
-    /// Real headers.
-    pub headers: &'a HeaderMap,
-}
-
-impl<'a> MapView<'a> {
-    /// Pairs in order, names lower-case.
-    pub fn pairs(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-        self.pseudo
-            .iter()
-            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
-            .chain(
-                self.headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes())),
-            )
-    }
-
-    /// Number of pairs.
-    pub fn len(self) -> usize {
-        self.pseudo.len() + self.headers.len()
-    }
-
-    /// Whether there are no pairs.
-    pub fn is_empty(self) -> bool {
-        self.len() == 0
-    }
-
-    /// The first value of `name` (lower-case).
-    pub fn get(self, name: &str) -> Option<&'a [u8]> {
-        if name.starts_with(':') {
-            return self
-                .pseudo
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.as_bytes());
-        }
-        self.headers.get(name).map(HeaderValue::as_bytes)
     }
 }
 
