@@ -6,7 +6,6 @@
 //!   (routes, OpenAPI loading, limits, metric options, plugins).
 //! - [`workers`]: the proxy's worker threads, one event loop and upstream pool each, fed
 //!   connections in turn by one acceptor.
-//! - [`duration`]: humane durations in the TOML file.
 //! - [`stack`]: builds the per-request service stack: RED → plugins → limit → proxy.
 //! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`]
 //!   (one shard per worker, added up at scrape time).
@@ -26,7 +25,6 @@
 pub mod admin;
 pub mod body;
 pub mod config;
-pub mod duration;
 pub mod error;
 pub mod limit;
 pub mod metrics;

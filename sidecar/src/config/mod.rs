@@ -18,12 +18,14 @@
 //! Every key is optional; unknown keys are rejected with the key's name and position.
 //!
 //! The parts: `cli` (the flags), `upstream` (the `--upstream` URL), `file` (the TOML file, its
-//! reading and validation) with its `limits` and `metrics` sections, and `error`; all re-exported
-//! here. This file assembles them into [`Config`].
+//! reading and validation) with its `limits` and `metrics` sections, [`duration`] (the humane
+//! durations the file uses), and `error`; all re-exported here. This
+//! file assembles them into [`Config`].
 
 use std::path::PathBuf;
 
 mod cli;
+pub mod duration;
 mod error;
 mod file;
 mod limits;

@@ -1,5 +1,5 @@
 //! Durations in the TOML file: `"250ms"`, `"5s"`, `"2m"`, or an integer of milliseconds; used
-//! with `#[serde(with = "crate::duration")]`.
+//! with `#[serde(with = "crate::config::duration")]`.
 
 use std::time::Duration;
 
