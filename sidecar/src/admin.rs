@@ -109,6 +109,9 @@ impl Inner {
     }
 
     fn metrics(&self, format: Format) -> Response<Full<Bytes>> {
+        // Counted before encoding: shutdown stops after the first scrape counted once the proxy
+        // has drained, and that scrape must be encoded after the drain, so it has every count.
+        self.scrapes.send_modify(|n| *n += 1);
         let body = match exposition::encode(&self.registry, format) {
             Ok(body) => body,
             Err(error) => {
@@ -119,7 +122,6 @@ impl Inner {
                 );
             }
         };
-        self.scrapes.send_modify(|n| *n += 1);
         let mut response = Response::new(Full::new(Bytes::from(body)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

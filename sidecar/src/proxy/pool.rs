@@ -25,7 +25,7 @@ use tracing::debug;
 
 use super::{
     conn::{Conn, ExchangeError},
-    response_body::UpstreamBody,
+    response_body::{ConnHome, UpstreamBody},
 };
 use serve::Deadlines;
 
@@ -163,7 +163,7 @@ impl Pool {
     }
 
     /// Back to the idle stack, if it can carry another request.
-    pub(super) fn give_back(&self, conn: Conn) {
+    fn give_back(&self, conn: Conn) {
         if conn.is_reusable() {
             self.lock().push(Idle {
                 conn,
@@ -203,6 +203,12 @@ impl Pool {
         .await
         .map_err(|_elapsed| SendError::ConnectTimeout)??;
         Ok(Conn::new(stream))
+    }
+}
+
+impl ConnHome for Pool {
+    fn give_back(&self, conn: Conn) {
+        Pool::give_back(self, conn);
     }
 }
 

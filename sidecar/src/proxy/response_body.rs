@@ -1,5 +1,6 @@
 //! The upstream's response body as the client receives it: read straight from the upstream
-//! connection, which goes back to its pool once the body has been read to the end.
+//! connection, which goes back where it came from (a [`ConnHome`]: the worker's pool) once the
+//! body has been read to the end.
 //!
 //! Two guards: what the upstream sends at once with its head is read before the response is
 //! handed to the client (a body that breaks right away, a `Content-Length` longer than what
@@ -21,7 +22,6 @@ use serve::Deadline;
 use super::{
     conn::{BodyPiece, Conn},
     framing::Decoder,
-    pool::Pool,
 };
 use crate::body::BoxError;
 
@@ -33,10 +33,16 @@ const READ_AHEAD: usize = 64 * 1024;
 #[error("the upstream sent no response body bytes for {0:?}")]
 pub struct BodyIdleTimeout(pub Duration);
 
+/// Where a connection goes once its response body has been read to the end.
+pub trait ConnHome {
+    /// Takes `conn` back (or closes it, if it can't carry another request).
+    fn give_back(&self, conn: Conn);
+}
+
 /// A response body being read from its connection.
-pub struct UpstreamBody {
+pub struct UpstreamBody<H> {
     /// `None` once the body ended or failed.
-    conn: Option<(Conn, Pool)>,
+    conn: Option<(Conn, H)>,
     decoder: Decoder,
     /// Frames read ahead, handed out first.
     ahead: VecDeque<Frame<Bytes>>,
@@ -44,18 +50,13 @@ pub struct UpstreamBody {
     idle: Option<(Deadline, Duration)>,
 }
 
-impl UpstreamBody {
-    pub fn new(
-        conn: Conn,
-        pool: Pool,
-        decoder: Decoder,
-        idle: Option<(Deadline, Duration)>,
-    ) -> Self {
+impl<H: ConnHome> UpstreamBody<H> {
+    pub fn new(conn: Conn, home: H, decoder: Decoder, idle: Option<(Deadline, Duration)>) -> Self {
         if let Some((deadline, timeout)) = &idle {
             deadline.arm_after(*timeout);
         }
         Self {
-            conn: Some((conn, pool)),
+            conn: Some((conn, home)),
             decoder,
             ahead: VecDeque::new(),
             idle,
@@ -128,8 +129,8 @@ impl UpstreamBody {
 
     /// The body is read to its end: the connection goes back to the pool.
     fn give_back(&mut self) {
-        if let Some((conn, pool)) = self.conn.take() {
-            pool.give_back(conn);
+        if let Some((conn, home)) = self.conn.take() {
+            home.give_back(conn);
         }
         self.idle = None;
     }
@@ -141,7 +142,7 @@ impl UpstreamBody {
     }
 }
 
-impl http_body::Body for UpstreamBody {
+impl<H: ConnHome + Unpin> http_body::Body for UpstreamBody<H> {
     type Data = Bytes;
     type Error = BoxError;
 
