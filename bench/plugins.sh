@@ -30,6 +30,8 @@ upstream_port=$((port + 1))
 admin_port=$((port + 2))
 
 die() { echo "bench/plugins.sh: $*" >&2; exit 1; }
+# The load tools (wrk, nginx) are installed the way the test command installs its own.
+"$root/scripts/setup" bench >/dev/null || die "scripts/setup bench failed (it installs wrk and nginx)"
 command -v wrk >/dev/null || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 

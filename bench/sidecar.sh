@@ -36,6 +36,8 @@ workers="${BENCH_WORKERS:-$(nproc)}"
 upstream_port=$base sidecar_port=$((base + 1)) admin_port=$((base + 2)) nginx_port=$((base + 3))
 
 die() { echo "bench/sidecar.sh: $*" >&2; exit 1; }
+# The load tools (wrk, nginx) are installed the way the test command installs its own.
+"$root/scripts/setup" bench >/dev/null || die "scripts/setup bench failed (it installs wrk and nginx)"
 command -v wrk >/dev/null || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 [[ -x "$nginx" ]] || die "nginx not found at $nginx: apt-get install nginx-light (or set NGINX)"
