@@ -58,13 +58,7 @@ async fn exhausted_pool_gives_503_and_counts_a_timeout() {
     .await;
     let id = app.create("locked", 1.0).await;
     // A second session holds the row lock, so a PUT blocks while holding the pool's only connection.
-    let locker = app.db().await;
-    locker
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM items WHERE id = {id} FOR UPDATE"
-        ))
-        .await
-        .expect("lock row");
+    let locker = app.lock_row(id).await;
     let put = tokio::spawn(send_owned(
         app.url(&format!("/items/{id}")),
         r#"{"nom":"unlocked","prix":2}"#,

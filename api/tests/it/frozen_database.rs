@@ -8,7 +8,7 @@ use testkit::Postgres;
 use tokio::time::{Instant, sleep};
 
 use crate::{
-    load::{HANG, Load, percentiles},
+    load::{HANG, Load, assert_all_succeed_from, percentiles},
     support::{assert_error, connect, spawn_app_on, wait_for_lock_waiter},
 };
 
@@ -65,16 +65,7 @@ async fn a_frozen_database_gives_bounded_503s_and_the_api_recovers_by_itself() {
         !during.is_empty() && during.iter().all(|o| o.status == Ok(503)),
         "every request sent while frozen is a 503: {during:?}"
     );
-    let settled = recovered_at + Duration::from_millis(500);
-    let after: Vec<_> = outcomes.iter().filter(|o| o.sent >= settled).collect();
-    assert!(
-        !after.is_empty() && after.iter().all(|o| matches!(o.status, Ok(200 | 201))),
-        "every request sent after recovery succeeds: {:?}",
-        after
-            .iter()
-            .filter(|o| !matches!(o.status, Ok(200 | 201)))
-            .collect::<Vec<_>>()
-    );
+    assert_all_succeed_from(&outcomes, recovered_at + Duration::from_millis(500));
     let sessions = wait_for_api_sessions_at_most(&database_url, 8).await;
 
     let [p50, p99, max] = percentiles(during.iter().copied());
@@ -98,13 +89,7 @@ async fn a_statement_past_its_deadline_is_cancelled_and_its_connection_discarded
     .await;
     let id = app.create("locked", 1.0).await;
     // Another session holds the row lock, so the api's UPDATE waits on it on the server.
-    let locker = app.db().await;
-    locker
-        .batch_execute(&format!(
-            "BEGIN; SELECT 1 FROM items WHERE id = {id} FOR UPDATE"
-        ))
-        .await
-        .expect("lock row");
+    let locker = app.lock_row(id).await;
     let put = tokio::spawn({
         let url = app.url(&format!("/items/{id}"));
         async move {

@@ -47,6 +47,19 @@ impl Outcome {
     }
 }
 
+/// Fails unless some requests were sent from `settled` on (on the load's clock), and every one
+/// of them succeeded.
+pub fn assert_all_succeed_from(outcomes: &[Outcome], settled: Duration) {
+    let after: Vec<_> = outcomes.iter().filter(|o| o.sent >= settled).collect();
+    let failed: Vec<_> = (after.iter())
+        .filter(|o| !matches!(o.status, Ok(200 | 201)))
+        .collect();
+    assert!(
+        !after.is_empty() && failed.is_empty(),
+        "every request sent after recovery succeeds: {failed:?}"
+    );
+}
+
 /// Workers sending requests until [`Load::finish`].
 pub struct Load {
     start: Instant,

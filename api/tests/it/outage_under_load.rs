@@ -11,7 +11,7 @@ use testkit::Postgres;
 use tokio::{task::block_in_place, time::sleep};
 
 use crate::{
-    load::{Load, percentiles},
+    load::{Load, assert_all_succeed_from, percentiles},
     support::spawn_app_on,
 };
 
@@ -67,16 +67,7 @@ async fn database_stopped_under_load_gives_quick_503s_and_loses_no_acknowledged_
         !down.is_empty() && down.iter().all(|o| o.status == Ok(503)),
         "every request sent while the database is down is a 503: {down:?}"
     );
-    let settled = recovered_at + Duration::from_millis(500);
-    let after: Vec<_> = outcomes.iter().filter(|o| o.sent >= settled).collect();
-    assert!(
-        !after.is_empty() && after.iter().all(|o| matches!(o.status, Ok(200 | 201))),
-        "every request sent after recovery succeeds: {:?}",
-        after
-            .iter()
-            .filter(|o| !matches!(o.status, Ok(200 | 201)))
-            .collect::<Vec<_>>()
-    );
+    assert_all_succeed_from(&outcomes, recovered_at + Duration::from_millis(500));
 
     // Every acknowledged create is stored, under its id, exactly once.
     let acknowledged: BTreeMap<i64, &str> = outcomes

@@ -92,6 +92,19 @@ impl TestApp {
         Scrape::parse(&resp.text()).unwrap_or_else(|e| panic!("{e:#}\n{}", resp.text()))
     }
 
+    /// A direct session that holds item `id`'s row lock (in an open transaction) until dropped,
+    /// so the api's next statement on that row waits on the server.
+    pub async fn lock_row(&self, id: i64) -> tokio_postgres::Client {
+        let locker = self.db().await;
+        locker
+            .batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM items WHERE id = {id} FOR UPDATE"
+            ))
+            .await
+            .expect("lock row");
+        locker
+    }
+
     /// A direct connection to the api's database, for arranging and checking state.
     pub async fn db(&self) -> tokio_postgres::Client {
         connect(&self.database_url).await
