@@ -112,7 +112,7 @@ pub async fn post_whole_then_read(
     body_len: usize,
 ) -> anyhow::Result<String> {
     use anyhow::Context;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n"
@@ -128,6 +128,17 @@ pub async fn post_whole_then_read(
         .write_all(&vec![b' '; body_len])
         .await
         .context("writing the whole body")?;
+    read_response(&mut stream).await
+}
+
+/// Reads one response from `stream`: its head and as much body as its `Content-Length` says,
+/// or what comes until the server closes.
+///
+/// # Errors
+/// If reading fails (a reset shows as one) or no whole response comes within 10 s.
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use tokio::io::AsyncReadExt;
     let mut answer = Vec::new();
     let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         let mut chunk = [0u8; 4096];

@@ -236,7 +236,7 @@ impl Inner {
     ) -> Result<Response<Body>, ProxyError> {
         let sent = tokio::select! {
             biased;
-            sent = self.pool.send_watched(request, self.body_idle()) => Ok(sent),
+            sent = self.pool.send_watched(request, Some((&self.deadlines, self.response_body_idle_timeout))) => Ok(sent),
             () = deadline.due() => Err(()),
         };
         let mut response = match sent {
@@ -249,11 +249,6 @@ impl Inner {
         };
         strip_hop_by_hop(response.headers_mut());
         Ok(response)
-    }
-
-    /// Where a streamed response body leases its idle deadline, and the timeout.
-    fn body_idle(&self) -> Option<(&Deadlines, Duration)> {
-        Some((&self.deadlines, self.response_body_idle_timeout))
     }
 
     /// Maps a send error to the closed set, and logs it once here, where it is handled.

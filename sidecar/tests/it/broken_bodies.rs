@@ -4,35 +4,27 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::stub::scripted_upstream;
 use crate::support::{Sidecar, total};
 
 /// Answers each request with `first`, then after `pause` with `then`, then closes (or, when
 /// `then` is `None`, keeps the connection open and silent).
 async fn upstream(first: &'static str, pause: Duration, then: Option<&'static str>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let _ = stream.write_all(first.as_bytes()).await;
-                tokio::time::sleep(pause).await;
-                match then {
-                    Some(rest) => {
-                        let _ = stream.write_all(rest.as_bytes()).await;
-                    }
-                    None => tokio::time::sleep(Duration::from_secs(30)).await,
-                }
-            });
+    let (addr, _task) = scripted_upstream(move |mut stream| async move {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let _ = stream.write_all(first.as_bytes()).await;
+        tokio::time::sleep(pause).await;
+        match then {
+            Some(rest) => {
+                let _ = stream.write_all(rest.as_bytes()).await;
+            }
+            None => tokio::time::sleep(Duration::from_secs(30)).await,
         }
-    });
+    })
+    .await;
     addr
 }
 

@@ -4,37 +4,29 @@
 
 use std::net::SocketAddr;
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::stub::scripted_upstream;
 use crate::support::{Sidecar, total};
 
 /// Reads each request head and 256 KiB, answers 413 and closes with the rest unread (a reset).
 async fn answers_early_and_closes() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                // The head and some of the body: the sidecar is busy sending the rest when
-                // the answer and the reset come.
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() < 256 << 10 {
-                    let mut chunk = [0u8; 4096];
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let answer = "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n\
-                              content-length: 21\r\nconnection: close\r\n\r\n{\"error\":\"too large\"}";
-                let _ = stream.write_all(answer.as_bytes()).await;
-            });
+    let (addr, _task) = scripted_upstream(|mut stream| async move {
+        // The head and some of the body: the sidecar is busy sending the rest when the answer
+        // and the reset come.
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() < 256 << 10 {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
         }
-    });
+        let answer = "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\n\
+                      content-length: 21\r\nconnection: close\r\n\r\n{\"error\":\"too large\"}";
+        let _ = stream.write_all(answer.as_bytes()).await;
+    })
+    .await;
     addr
 }
 

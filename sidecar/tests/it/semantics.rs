@@ -6,39 +6,17 @@ use std::net::SocketAddr;
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
 };
 
-use crate::stub::Stub;
+use crate::stub::{Stub, scripted_upstream};
 use crate::support::{Sidecar, total};
 
 /// Sends `head` on a fresh connection and reads the response head and its body.
 async fn exchange(proxy: SocketAddr, head: &str) -> String {
     let mut stream = TcpStream::connect(proxy).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk));
-        match read.await.expect("an answer within 5 s") {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-        }
-        let text = String::from_utf8_lossy(&answer);
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = (head.to_ascii_lowercase().lines())
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().to_owned())
-                })
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if body.len() >= length {
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&answer).into_owned()
+    testkit::http::read_response(&mut stream).await.unwrap()
 }
 
 #[tokio::test]
@@ -113,19 +91,13 @@ async fn connect_is_refused_with_405() {
 
 /// Answers every request with `status` and an empty body.
 async fn answers_with(status: u16) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let head = format!("HTTP/1.1 {status} Odd\r\ncontent-length: 0\r\n\r\n");
-                let _ = stream.write_all(head.as_bytes()).await;
-            });
-        }
-    });
+    let (addr, _task) = scripted_upstream(move |mut stream| async move {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        let head = format!("HTTP/1.1 {status} Odd\r\ncontent-length: 0\r\n\r\n");
+        let _ = stream.write_all(head.as_bytes()).await;
+    })
+    .await;
     addr
 }
 

@@ -181,21 +181,31 @@ pub enum Misbehaviour {
 
 /// A raw TCP upstream that misbehaves on every connection.
 pub async fn raw_upstream(mode: Misbehaviour) -> (SocketAddr, JoinHandle<()>) {
+    scripted_upstream(move |mut stream| async move {
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        if let Misbehaviour::Garbage = mode {
+            let _ = stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+        }
+    })
+    .await
+}
+
+/// A raw TCP upstream on 127.0.0.1:0 that runs `script` on each connection it accepts (the
+/// connection closes when the script returns).
+pub async fn scripted_upstream<F, Fut>(script: F) -> (SocketAddr, JoinHandle<()>)
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                if let Misbehaviour::Garbage = mode {
-                    let _ = stream.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
-                }
-                drop(stream);
-            });
+            tokio::spawn(script(stream));
         }
     });
     (addr, task)
