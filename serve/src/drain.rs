@@ -46,29 +46,11 @@ impl Drain {
         }
     }
 
-    /// `connection`, told to shut down gracefully when [`Drain::shutdown`] is called. Poll it
-    /// from one task: it keeps the first waker it is polled with.
-    pub(crate) fn watch<C: GracefulConnection>(&self, connection: C) -> Watched<C> {
-        let waker = Arc::new(AtomicWaker::new());
-        {
-            let mut connections = self
-                .shared
-                .connections
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // Forget closed connections now and then: amortised, the list stays within twice
-            // the number open.
-            if connections.len() >= 64 && connections.len().is_power_of_two() {
-                connections.retain(|waker| waker.strong_count() > 0);
-            }
-            connections.push(Arc::downgrade(&waker));
-        }
-        Watched {
-            connection,
-            waker,
+    /// A handle that watches connections for this drain from another task.
+    pub(crate) fn watcher(&self) -> Watcher {
+        Watcher {
             shared: Arc::clone(&self.shared),
-            _live: self.live.clone(),
-            state: State::Fresh,
+            live: self.live.clone(),
         }
     }
 
@@ -93,6 +75,41 @@ impl Drain {
         drop(live);
         // Nothing is ever sent: `None` once every connection's sender is gone.
         let _ = closed.recv().await;
+    }
+}
+
+/// Watches connections for a [`Drain`]; the drain's shutdown waits for every clone to go.
+#[derive(Clone)]
+pub(crate) struct Watcher {
+    shared: Arc<Shared>,
+    live: mpsc::Sender<()>,
+}
+
+impl Watcher {
+    /// `connection`, told to shut down gracefully when [`Drain::shutdown`] is called. Poll it
+    /// from one task: it keeps the first waker it is polled with.
+    pub(crate) fn watch<C: GracefulConnection>(self, connection: C) -> Watched<C> {
+        let waker = Arc::new(AtomicWaker::new());
+        {
+            let mut connections = self
+                .shared
+                .connections
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Forget closed connections now and then: amortised, the list stays within twice
+            // the number open.
+            if connections.len() >= 64 && connections.len().is_power_of_two() {
+                connections.retain(|waker| waker.strong_count() > 0);
+            }
+            connections.push(Arc::downgrade(&waker));
+        }
+        Watched {
+            connection,
+            waker,
+            shared: self.shared,
+            _live: self.live,
+            state: State::Fresh,
+        }
     }
 }
 

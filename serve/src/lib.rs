@@ -1,12 +1,14 @@
-//! The one piece of runtime code the api and the sidecar share: an HTTP/1 accept loop with
-//! graceful shutdown, and the process signal that starts it.
+//! The one piece of runtime code the api and the sidecar share: an HTTP/1 and HTTP/2 (cleartext)
+//! accept loop with graceful shutdown, and the process signal that starts it.
 //!
 //! - [`serve`] accepts connections until `shutdown` completes, then stops accepting, asks every
 //!   open connection to finish its in-flight request, and waits for them at most `grace`.
 //! - [`accept`]: where connections come from: a listening socket, or a [`Spreader`] that deals
 //!   one socket's connections out to several single-threaded runtimes.
 //! - [`signal`] completes on SIGINT or SIGTERM.
-//! - [`Limits`] bounds what a slow or hostile client can hold: header read time and size.
+//! - [`Limits`] bounds what a slow or hostile client can hold: header read time and size, and
+//!   [`Http2`]'s stream limits. `sniff` tells an HTTP/2 connection from an HTTP/1 one by its
+//!   first bytes; `http2` serves the former.
 //! - [`deadlines`]: coarse timeouts that cost an atomic store per request; `head_timeout`, the
 //!   slowloris guard, runs on them. `conn_service` calls a connection's tower service in place;
 //!   `drain` tells connections to finish when shutdown starts.
@@ -19,11 +21,14 @@ mod conn_service;
 pub mod deadlines;
 mod drain;
 mod head_timeout;
+mod http2;
 pub mod linger;
+mod sniff;
 pub mod socket;
 
 pub use accept::{Accept, Handoff, Spreader};
 pub use deadlines::{Deadline, Deadlines};
+pub use http2::Http2;
 pub use socket::Socket;
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, pin::pin, time::Duration};
@@ -34,6 +39,7 @@ use hyper_util::rt::TokioIo;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use head_timeout::HeadClock;
+use sniff::Protocol;
 
 /// Per-connection limits against slow or oversized clients.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +54,9 @@ pub struct Limits {
     /// on the stack; any other value costs a heap allocation per request (hyper's docs: about
     /// 5 % of its parsing), so only a server behind a proxy that adds headers should raise it.
     pub max_headers: Option<usize>,
+    /// HTTP/2 with prior knowledge on the same port (a connection that opens with the HTTP/2
+    /// preface gets an HTTP/2 server). `None`: HTTP/1 only, and no first-bytes peek.
+    pub http2: Option<Http2>,
 }
 
 impl Default for Limits {
@@ -56,6 +65,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
             max_headers: None,
+            http2: Some(Http2::default()),
         }
     }
 }
@@ -113,29 +123,40 @@ pub async fn serve<S, B>(
             local: stream.local_addr().unwrap_or(remote),
             connection_id: next_connection_id,
         };
-        let clock = HeadClock::start(deadlines.lease(), limits.header_read_timeout);
-        // No timer for hyper: the header-read timeout is ours (`head_timeout`).
-        let mut builder = http1::Builder::new();
-        if let Some(max_headers) = limits.max_headers {
-            builder.max_headers(max_headers);
-        }
-        // max_buf_size alone lets a head through when one read brings it in whole past the
-        // cap; max_header_size holds every head to it.
-        let conn = builder
-            .max_header_size(limits.max_header_bytes)
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            // Responses here are mostly small: one copy into the head's buffer and a plain
-            // write are cheaper than a vectored write of several pieces.
-            .writev(false)
-            .serve_connection(
-                TokioIo::new(linger::Lingering::new(Socket::new(stream), clock.clone())),
-                conn_service::ConnService::new(service.clone(), peer, clock.clone()),
-            );
-        let conn = head_timeout::Guarded::new(drain.watch(conn), clock);
+        let (service, watcher, deadlines) = (service.clone(), drain.watcher(), deadlines.clone());
         tokio::spawn(
             async move {
-                if let Err(error) = conn.await {
-                    debug!(%error, "connection closed with an error");
+                let protocol = match limits.http2 {
+                    None => Protocol::Http1,
+                    Some(_) => {
+                        match tokio::time::timeout(
+                            limits.header_read_timeout,
+                            sniff::protocol(&stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(protocol)) => protocol,
+                            Ok(Err(error)) => {
+                                return debug!(%error, "connection failed before its first byte");
+                            }
+                            Err(_) => return debug!("no request in time; closing"),
+                        }
+                    }
+                };
+                match (protocol, limits.http2) {
+                    (Protocol::Http2, Some(settings)) => {
+                        let socket = Socket::new(stream);
+                        http2::serve(
+                            socket,
+                            service,
+                            peer,
+                            settings,
+                            limits.max_header_bytes,
+                            watcher,
+                        )
+                        .await;
+                    }
+                    _ => serve_http1(stream, service, peer, &limits, &deadlines, watcher).await,
                 }
             }
             .instrument(debug_span!("conn", %remote)),
@@ -145,6 +166,46 @@ pub async fn serve<S, B>(
     info!(?local, "stopped accepting; draining connections");
     if tokio::time::timeout(grace, drain.shutdown()).await.is_err() {
         warn!(?grace, "connections still open after the grace period");
+    }
+}
+
+/// Serves one HTTP/1 connection until it closes or the drain ends it.
+async fn serve_http1<S, B>(
+    stream: tokio::net::TcpStream,
+    service: S,
+    peer: Peer,
+    limits: &Limits,
+    deadlines: &Deadlines,
+    watcher: drain::Watcher,
+) where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let clock = HeadClock::start(deadlines.lease(), limits.header_read_timeout);
+    // No timer for hyper: the header-read timeout is ours (`head_timeout`).
+    let mut builder = http1::Builder::new();
+    if let Some(max_headers) = limits.max_headers {
+        builder.max_headers(max_headers);
+    }
+    // max_buf_size alone lets a head through when one read brings it in whole past the
+    // cap; max_header_size holds every head to it.
+    let conn = builder
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        // Responses here are mostly small: one copy into the head's buffer and a plain
+        // write are cheaper than a vectored write of several pieces.
+        .writev(false)
+        .serve_connection(
+            TokioIo::new(linger::Lingering::new(Socket::new(stream), clock.clone())),
+            conn_service::ConnService::new(service, peer, clock.clone()),
+        );
+    if let Err(error) = head_timeout::Guarded::new(watcher.watch(conn), clock).await {
+        debug!(%error, "connection closed with an error");
     }
 }
 

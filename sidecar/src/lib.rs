@@ -6,13 +6,15 @@
 //!   (routes, OpenAPI loading, limits, metric options, plugins).
 //! - [`workers`]: the proxy's worker threads, one event loop and upstream pool each, fed
 //!   connections in turn by one acceptor.
-//! - [`stack`]: builds the per-request service stack: RED → plugins → limit → proxy.
+//! - [`stack`]: builds the per-request service stack: RED → gRPC → plugins → limit → proxy.
+//! - [`grpc`]: gRPC calls' families (go-grpc-prometheus names) and gRPC-shaped errors.
 //! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`]
 //!   (one shard per worker, added up at scrape time).
 //! - [`routes`]: the swappable route table (path → template or `none`), [`routes::MatchedRoute`].
 //! - [`limit`]: the concurrency limit (503 `overloaded`).
 //! - [`proxy`]: header rewriting and the upstream leg: HTTP/1.1 spoken over each worker's pool
-//!   of keep-alive connections, bodies streamed both ways.
+//!   of keep-alive connections, or HTTP/2 multiplexed on one connection per worker; bodies
+//!   streamed both ways. The proxy port takes HTTP/1.1 and HTTP/2 cleartext (`serve`).
 //! - [`error`]: [`error::ProxyError`], the responses the sidecar makes itself (502/503/504).
 //! - [`body`]: the boxed streaming body type the stack shares.
 //! - [`openapi`]: route templates from the upstream's OpenAPI document.
@@ -26,6 +28,7 @@ pub mod admin;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod grpc;
 pub mod limit;
 pub mod metrics;
 pub mod openapi;
@@ -133,6 +136,7 @@ pub async fn run(
         // hyper's 100 header fields, parsed on the stack; the api accepts the two or three
         // the proxy adds on top (`api::MAX_HEADERS`).
         max_headers: None,
+        http2: config.file.protocols.server_http2(),
     };
     info!(
         listen = ?proxy_listener.local_addr().ok(),

@@ -2,6 +2,9 @@
 //! `handler` label, inserted as a [`MatchedRoute`](crate::routes::MatchedRoute) extension), starts the clock when the request
 //! headers have arrived, and stops it when the response body ends, counting body bytes both ways.
 //!
+//! For a gRPC call the recorded status is the HTTP equivalent of its `grpc-status`
+//! ([`crate::grpc`]), so error ratios count calls that failed under HTTP 200.
+//!
 //! Measurement ends in exactly one place, [`Recording`]'s drop: at the end of the response body,
 //! or when the body or the response future is dropped early (the client went away). So
 //! `http_requests_inprogress` goes down exactly once per request.
@@ -24,6 +27,7 @@ use tower::{Layer, Service};
 use crate::{
     body::{Body, BoxError, ClientBodyError, caused_by},
     error::ProxyError,
+    grpc::{CallStatus, status::Code},
     metrics::{self, Metrics, Outcome, Started, WorkerMetrics, method_label},
     proxy::BodyIdleTimeout,
     routes::{MatchedRoute, Routes},
@@ -117,6 +121,7 @@ where
                 response_bytes: 0,
             }),
             started,
+            grpc: None,
         };
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(route);
@@ -160,6 +165,7 @@ where
             outcome.status = Some(response.status());
             outcome.error = response.extensions().get::<ProxyError>().copied();
         }
+        recording.grpc = response.extensions().get::<CallStatus>().cloned();
         Poll::Ready(Ok(response.map(|inner| RedBody { inner, recording })))
     }
 }
@@ -170,12 +176,18 @@ struct Recording {
     series: Started,
     outcome: Option<Outcome>,
     started: Instant,
+    /// A gRPC call's status: its HTTP equivalent is the recorded status (the wire says 200).
+    grpc: Option<CallStatus>,
 }
 
 impl Recording {
     fn finish(&mut self) {
         if let Some(mut outcome) = self.outcome.take() {
             outcome.elapsed = self.started.elapsed();
+            if let Some(grpc) = &self.grpc {
+                // No code yet: the client went away before the call ended.
+                outcome.status = Some(grpc.code().unwrap_or(Code::CANCELLED).http_status());
+            }
             self.metrics.finish(&self.series, outcome);
         }
     }

@@ -2,10 +2,11 @@
 //!
 //! 1. [`Red`](crate::red::Red): routes the request (inserting [`MatchedRoute`](crate::routes::MatchedRoute)),
 //!    starts the clock, records the RED family when the response body ends;
-//! 2. the plugin layer slot (Proxy-Wasm host): sees every routed request, including the
+//! 2. [`Grpc`](crate::grpc::Grpc): gRPC calls' own families, and gRPC-shaped sidecar errors;
+//! 3. the plugin layer slot (Proxy-Wasm host): sees every routed request, including the
 //!    responses the sidecar makes itself below it;
-//! 3. [`Limit`](crate::limit::Limit): 503 `overloaded` past `max_concurrent_requests`;
-//! 4. [`Proxy`](crate::proxy::Proxy): forwards upstream, 502/504 on failure.
+//! 4. [`Limit`](crate::limit::Limit): 503 `overloaded` past `max_concurrent_requests`;
+//! 5. [`Proxy`](crate::proxy::Proxy): forwards upstream, 502/504 on failure.
 
 use std::convert::Infallible;
 
@@ -15,7 +16,8 @@ use prometheus_client::registry::Registry;
 use tower::{Service, ServiceBuilder};
 
 use crate::{
-    config::{Config, LimitsConfig, Upstream},
+    config::{Config, LimitsConfig, Upstream, UpstreamProtocol},
+    grpc::{GrpcLayer, metrics::GrpcMetrics},
     limit::LimitLayer,
     metrics::Metrics,
     proxy::{Pool, Proxy},
@@ -29,10 +31,12 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct Stack {
     red: RedLayer,
+    grpc: GrpcLayer,
     limit: LimitLayer,
     plugins: PluginSet,
     upstream: Upstream,
     limits: LimitsConfig,
+    upstream_protocol: UpstreamProtocol,
 }
 
 impl Stack {
@@ -44,12 +48,15 @@ impl Stack {
         plugins: PluginSet,
     ) -> Self {
         let metrics = Metrics::register(registry, &config.file.metrics);
+        let grpc = GrpcMetrics::register(registry, config.file.metrics.max_handlers);
         Self {
             red: RedLayer::new(metrics, routes),
+            grpc: GrpcLayer::new(grpc),
             limit: LimitLayer::new(config.file.limits.max_concurrent_requests),
             plugins,
             upstream: config.upstream.clone(),
             limits: config.file.limits.clone(),
+            upstream_protocol: config.file.protocols.upstream,
         }
     }
 
@@ -67,6 +74,7 @@ impl Stack {
     + 'static {
         ServiceBuilder::new()
             .layer(self.red.clone())
+            .layer(self.grpc.clone())
             // PLUGIN LAYER: between Red and the limit, so plugins see the sidecar's own 502/503/504.
             .layer(PluginLayer::new(self.plugins.clone()))
             .layer(self.limit.clone())
@@ -78,6 +86,7 @@ impl Stack {
                 ),
                 self.upstream.clone(),
                 &self.limits,
+                self.upstream_protocol,
             ))
     }
 }

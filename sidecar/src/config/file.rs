@@ -1,12 +1,12 @@
-//! The TOML file's top level: routes, the OpenAPI source of more routes, the `[limits]` and
-//! `[metrics]` sections and the `[[plugins]]`; reading it, parsing it (unknown keys rejected)
+//! The TOML file's top level: routes, the OpenAPI source of more routes, the `[limits]`,
+//! `[metrics]` and `[protocols]` sections and the `[[plugins]]`; reading it, parsing it (unknown keys rejected)
 //! and validating the values serde cannot check, naming the offending key.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ConfigError, LimitsConfig, MetricsConfig};
+use super::{ConfigError, LimitsConfig, MetricsConfig, ProtocolsConfig};
 use crate::wasm::PluginConfig;
 
 /// The TOML file.
@@ -28,6 +28,9 @@ pub struct FileConfig {
     /// RED metric options.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// HTTP/2 on the proxy port, and the upstream leg's protocol.
+    #[serde(default)]
+    pub protocols: ProtocolsConfig,
     /// Proxy-Wasm plugins.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
@@ -97,6 +100,12 @@ impl FileConfig {
             if value.is_zero() {
                 return Err(invalid(key.into(), "must be greater than zero"));
             }
+        }
+        if self.protocols.http2_max_concurrent_streams == 0 {
+            return Err(invalid(
+                "protocols.http2_max_concurrent_streams".into(),
+                "must be at least 1",
+            ));
         }
         if l.max_concurrent_requests == 0 {
             return Err(invalid(

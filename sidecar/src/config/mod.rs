@@ -13,12 +13,15 @@
 //!
 //! [metrics]
 //! status = "grouped"              # or "raw"
+//!
+//! [protocols]
+//! upstream = "auto"               # HTTP/2 to the upstream when the client speaks it
 //! ```
 //!
 //! Every key is optional; unknown keys are rejected with the key's name and position.
 //!
 //! The parts: `cli` (the flags), `upstream` (the `--upstream` URL), `file` (the TOML file, its
-//! reading and validation) with its `limits` and `metrics` sections, [`duration`] (the humane
+//! reading and validation) with its `limits`, `metrics` and `protocols` sections, [`duration`] (the humane
 //! durations the file uses), and `error`; all re-exported here. This
 //! file assembles them into [`Config`].
 
@@ -30,6 +33,7 @@ mod error;
 mod file;
 mod limits;
 mod metrics;
+mod protocols;
 mod upstream;
 
 pub use cli::Cli;
@@ -37,6 +41,7 @@ pub use error::ConfigError;
 pub use file::{FileConfig, OpenApiConfig, RouteConfig};
 pub use limits::LimitsConfig;
 pub use metrics::{DURATION_BUCKETS, MetricsConfig, StatusMode};
+pub use protocols::{ProtocolsConfig, UpstreamProtocol};
 pub use upstream::Upstream;
 
 /// Everything [`crate::run`] needs.

@@ -17,12 +17,15 @@
 //! Bodies stream both ways; nothing is buffered whole. Upgrades (WebSocket) are not supported.
 //!
 //! Each worker forwards over its own [`pool::Pool`] of upstream connections, speaking HTTP/1.1
-//! itself ([`conn`], [`head`], [`framing`]: see `conn` for why not hyper's client there); the
+//! itself ([`conn`], [`head`], [`framing`]: see `conn` for why not hyper's client there), or
+//! over one multiplexed HTTP/2 connection ([`h2`]) when `[protocols] upstream` says so. Over
+//! HTTP/2, `te: trailers` (gRPC's) is kept and `Host` becomes `:authority`. The
 //! pooled hyper-util client ([`client`]) serves the loaders that run outside the workers
 //! (OpenAPI, `/readyz`).
 
 mod conn;
 mod framing;
+mod h2;
 mod head;
 mod pool;
 mod response_body;
@@ -48,7 +51,7 @@ use tracing::{debug, warn};
 
 use crate::{
     body::{Body, caused_by_client},
-    config::{LimitsConfig, Upstream},
+    config::{LimitsConfig, Upstream, UpstreamProtocol},
     error::ProxyError,
 };
 use conn::ExchangeError;
@@ -86,6 +89,9 @@ pub struct Proxy {
 #[derive(Debug)]
 struct Inner {
     pool: Pool,
+    /// The HTTP/2 leg, when `[protocols] upstream` may use it.
+    h2: Option<h2::H2Leg>,
+    protocol: UpstreamProtocol,
     upstream: Upstream,
     /// `Host` for requests that came without one (HTTP/1.0).
     host: HeaderValue,
@@ -97,13 +103,22 @@ struct Inner {
 impl Proxy {
     /// Forwards to `upstream` over `pool`. Call it inside the runtime that will run the
     /// requests: the response-header timeouts tick there.
-    pub fn new(pool: Pool, upstream: Upstream, limits: &LimitsConfig) -> Self {
+    pub fn new(
+        pool: Pool,
+        upstream: Upstream,
+        limits: &LimitsConfig,
+        protocol: UpstreamProtocol,
+    ) -> Self {
+        let h2 = (protocol != UpstreamProtocol::Http1)
+            .then(|| h2::H2Leg::new(pool.clone(), upstream.authority.clone()));
         let host = HeaderValue::from_str(upstream.authority.as_str())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         let timeout = limits.response_header_timeout;
         Self {
             inner: Arc::new(Inner {
                 pool,
+                h2,
+                protocol,
                 upstream,
                 host,
                 response_header_timeout: timeout,
@@ -115,8 +130,11 @@ impl Proxy {
         }
     }
 
-    fn rewrite(&mut self, request: Request<Body>) -> Request<Body> {
+    fn rewrite(&mut self, request: Request<Body>, over_h2: bool) -> Request<Body> {
         let (mut parts, body) = request.into_parts();
+        let te_trailers = over_h2
+            && (parts.headers.get_all(TE).iter())
+                .any(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
         // The upstream connection is already open: the request line takes the origin form
         // (path and query only), as any HTTP/1 client sends to a server. The target's
         // authority, if any, is the request's host (RFC 9112 §3.2.2).
@@ -136,6 +154,9 @@ impl Proxy {
         // Upstream connections are always HTTP/1.1 keep-alive, whatever the client spoke.
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
+        if te_trailers {
+            parts.headers.insert(TE, h2::te_trailers());
+        }
         // Room for what is added below, in one growth of the map rather than two.
         parts.headers.reserve(3);
         if !parts.headers.contains_key(HOST) {
@@ -185,7 +206,12 @@ impl tower::Service<Request<Body>> for Proxy {
             );
             return Box::pin(std::future::ready(Ok(refused.into_response())));
         }
-        let request = self.rewrite(request);
+        let over_h2 = match self.inner.protocol {
+            UpstreamProtocol::Http1 => false,
+            UpstreamProtocol::H2c => true,
+            UpstreamProtocol::Auto => request.version() == Version::HTTP_2,
+        };
+        let request = self.rewrite(request, over_h2);
         let deadline = match &self.deadline {
             Some(deadline) if Arc::strong_count(deadline) == 1 => Arc::clone(deadline),
             _ => Arc::clone(self.deadline.insert(Arc::new(self.inner.deadlines.lease()))),
@@ -195,7 +221,7 @@ impl tower::Service<Request<Body>> for Proxy {
         let inner = self.inner.clone();
         Box::pin(async move {
             Ok(inner
-                .forward(request, &deadline.0)
+                .forward(request, &deadline.0, over_h2)
                 .await
                 .unwrap_or_else(ProxyError::into_response))
         })
@@ -233,10 +259,18 @@ impl Inner {
         &self,
         request: Request<Body>,
         deadline: &Deadline,
+        over_h2: bool,
     ) -> Result<Response<Body>, ProxyError> {
+        let idle = (&self.deadlines, self.response_body_idle_timeout);
+        let send = async {
+            match (&self.h2, over_h2) {
+                (Some(h2), true) => h2.send(request, idle).await,
+                _ => self.pool.send_watched(request, Some(idle)).await,
+            }
+        };
         let sent = tokio::select! {
             biased;
-            sent = self.pool.send_watched(request, Some((&self.deadlines, self.response_body_idle_timeout))) => Ok(sent),
+            sent = send => Ok(sent),
             () = deadline.due() => Err(()),
         };
         let mut response = match sent {
@@ -287,6 +321,19 @@ impl Inner {
                     .map(ToString::to_string)
                     .unwrap_or_default();
                 (kind, exchange, cause)
+            }
+            SendError::Http2(http2) => {
+                let kind = if caused_by_client(http2.as_ref()) {
+                    ProxyError::ClientBody
+                } else if http2.is_parse() || http2.is_user() {
+                    ProxyError::ProtocolError
+                } else {
+                    ProxyError::UpstreamReset
+                };
+                let cause = std::error::Error::source(http2.as_ref())
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                (kind, http2.as_ref(), cause)
             }
         };
         if kind == ProxyError::ClientBody {

@@ -40,6 +40,8 @@ pub enum SendError {
     ConnectTimeout,
     /// The exchange failed (reset, garbage, the client's body broke off).
     Exchange(ExchangeError),
+    /// An HTTP/2 stream or connection to the upstream failed ([`super::h2`]).
+    Http2(Box<hyper::Error>),
 }
 
 /// A worker's connections to the upstream. Clones share the connections.
@@ -181,6 +183,11 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {
+        Ok(Conn::new(self.connect_stream().await?))
+    }
+
+    /// A new TCP connection to the upstream, within the connect timeout.
+    pub(super) async fn connect_stream(&self) -> Result<tokio::net::TcpStream, SendError> {
         let inner = &self.0;
         let stream = tokio::time::timeout(inner.connect_timeout, async {
             let mut last = None;
@@ -202,7 +209,7 @@ impl Pool {
         })
         .await
         .map_err(|_elapsed| SendError::ConnectTimeout)??;
-        Ok(Conn::new(stream))
+        Ok(stream)
     }
 }
 

@@ -9,6 +9,8 @@ mod early_answer;
 mod exposition;
 mod failures;
 mod forwarding;
+mod grpc;
+mod http2;
 mod items_api;
 mod openapi;
 mod process;

@@ -30,6 +30,8 @@ pub struct StubState {
     pub release_download: Notify,
     /// Requests the stub has received.
     pub requests: std::sync::atomic::AtomicU64,
+    /// The highest connection number seen (only [`Stub::start_both`] numbers connections).
+    pub connections: std::sync::atomic::AtomicU64,
 }
 
 /// A stub upstream on 127.0.0.1:0.
@@ -68,6 +70,30 @@ impl Stub {
         Stub { addr, state, task }
     }
 
+    /// The stub behind redside's own accept loop: HTTP/1.1 and HTTP/2 with prior knowledge on
+    /// one port, connections numbered in [`StubState::connections`].
+    pub async fn start_both() -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(StubState::default());
+        let shared = state.clone();
+        let service = tower::service_fn(move |req: Request<Incoming>| {
+            if let Some(peer) = req.extensions().get::<serve::Peer>() {
+                (shared.connections)
+                    .fetch_max(peer.connection_id, std::sync::atomic::Ordering::SeqCst);
+            }
+            stub_handle(shared.clone(), req)
+        });
+        let task = tokio::spawn(serve::serve(
+            listener,
+            service,
+            serve::Limits::default(),
+            std::future::pending(),
+            Duration::from_secs(1),
+        ));
+        Stub { addr, state, task }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -102,6 +128,19 @@ async fn stub_handle(
             r
         }
         ["hang"] => std::future::pending().await,
+        ["trailers"] => {
+            let mut trailers = hyper::HeaderMap::new();
+            trailers.insert("x-checksum", hyper::header::HeaderValue::from_static("abc"));
+            let frames = [
+                Ok(hyper::body::Frame::data(Bytes::from_static(
+                    b"body then trailers",
+                ))),
+                Ok(hyper::body::Frame::trailers(trailers)),
+            ];
+            Response::new(
+                http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync(),
+            )
+        }
         ["openapi.json"] => Response::new(full(OPENAPI)),
         ["upload"] => {
             let mut body = req.into_body();

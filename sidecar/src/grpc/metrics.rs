@@ -1,0 +1,207 @@
+//! The gRPC families, named as go-grpc-prometheus names them so existing gRPC dashboards work:
+//! `grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`,
+//! `grpc_server_msg_received_total`, `grpc_server_msg_sent_total`.
+//!
+//! `grpc_service` and `grpc_method` come from the path (`/package.Service/Method`), capped like
+//! route templates (`metrics.max_handlers`; past it, `none`). A proxy sees no method
+//! descriptors, so `grpc_type` is learned: a method is `unary` until one of its calls carries
+//! a second message in a direction (then `client_stream`, `server_stream` or `bidi_stream`).
+//! Each call keeps the type known when it started, so `started` and `handled` always agree; the
+//! calls of a streaming method that start before its first second message count as `unary`.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU8, Ordering::Relaxed},
+    },
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+
+use super::status::Code;
+
+/// go-grpc-prometheus' (Prometheus client's) default buckets.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+const TYPES: [&str; 4] = ["unary", "client_stream", "server_stream", "bidi_stream"];
+const CLIENT_STREAMS: u8 = 1;
+const SERVER_STREAMS: u8 = 2;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    grpc_type: &'static str,
+    grpc_service: Arc<str>,
+    grpc_method: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandledLabels {
+    grpc_type: &'static str,
+    grpc_service: Arc<str>,
+    grpc_method: Arc<str>,
+    grpc_code: &'static str,
+}
+
+/// The families, registered once; clones share them.
+#[derive(Clone, Debug)]
+pub struct GrpcMetrics(Arc<Families>);
+
+#[derive(Debug)]
+struct Families {
+    started: Family<CallLabels, Counter>,
+    handled: Family<HandledLabels, Counter>,
+    handling: Family<CallLabels, Histogram, fn() -> Histogram>,
+    received: Family<CallLabels, Counter>,
+    sent: Family<CallLabels, Counter>,
+    methods: Mutex<HashMap<Box<str>, Arc<Method>>>,
+    max_methods: usize,
+    overflow: Arc<Method>,
+}
+
+#[derive(Debug)]
+struct Method {
+    service: Arc<str>,
+    method: Arc<str>,
+    /// [`CLIENT_STREAMS`] and [`SERVER_STREAMS`], as seen so far.
+    streams: AtomicU8,
+}
+
+impl Method {
+    fn new(service: &str, method: &str) -> Arc<Self> {
+        Arc::new(Self {
+            service: service.into(),
+            method: method.into(),
+            streams: AtomicU8::new(0),
+        })
+    }
+}
+
+/// One call's series, chosen when it starts.
+#[derive(Debug)]
+pub struct CallSeries {
+    method: Arc<Method>,
+    labels: CallLabels,
+    pub received: Counter,
+    pub sent: Counter,
+}
+
+impl GrpcMetrics {
+    /// Registers the families; at most `max_methods` distinct methods get their own series.
+    pub fn register(registry: &mut Registry, max_methods: usize) -> Self {
+        let families = Families {
+            started: Family::default(),
+            handled: Family::default(),
+            handling: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
+            received: Family::default(),
+            sent: Family::default(),
+            methods: Mutex::new(HashMap::new()),
+            max_methods,
+            overflow: Method::new("none", "none"),
+        };
+        registry.register(
+            "grpc_server_started",
+            "gRPC calls started, by type, service and method.",
+            families.started.clone(),
+        );
+        registry.register(
+            "grpc_server_handled",
+            "gRPC calls completed, by type, service, method and status code.",
+            families.handled.clone(),
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "From a gRPC call's request headers to the end of its response.",
+            families.handling.clone(),
+        );
+        registry.register(
+            "grpc_server_msg_received",
+            "gRPC messages received from clients.",
+            families.received.clone(),
+        );
+        registry.register(
+            "grpc_server_msg_sent",
+            "gRPC messages sent to clients.",
+            families.sent.clone(),
+        );
+        Self(Arc::new(families))
+    }
+
+    /// Counts a call to `path` as started.
+    pub fn start(&self, path: &str) -> CallSeries {
+        let method = self.method(path);
+        let streams = method.streams.load(Relaxed);
+        let labels = CallLabels {
+            grpc_type: TYPES[usize::from(streams & 3)],
+            grpc_service: method.service.clone(),
+            grpc_method: method.method.clone(),
+        };
+        self.0.started.get_or_create(&labels).inc();
+        CallSeries {
+            received: self.0.received.get_or_create(&labels).clone(),
+            sent: self.0.sent.get_or_create(&labels).clone(),
+            method,
+            labels,
+        }
+    }
+
+    /// Counts the call as handled with `code`.
+    pub fn finish(&self, call: &CallSeries, code: Code, elapsed: Duration) {
+        let labels = &call.labels;
+        self.0
+            .handled
+            .get_or_create(&HandledLabels {
+                grpc_type: labels.grpc_type,
+                grpc_service: labels.grpc_service.clone(),
+                grpc_method: labels.grpc_method.clone(),
+                grpc_code: code.name(),
+            })
+            .inc();
+        self.0
+            .handling
+            .get_or_create(labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A call of this method carried a second message from the client (`client`) or to it:
+    /// the method streams that way, and its next calls are labelled so.
+    pub fn learn_streaming(call: &CallSeries, client: bool) {
+        let bit = if client {
+            CLIENT_STREAMS
+        } else {
+            SERVER_STREAMS
+        };
+        call.method.streams.fetch_or(bit, Relaxed);
+    }
+
+    fn method(&self, path: &str) -> Arc<Method> {
+        let mut methods = self
+            .0
+            .methods
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(method) = methods.get(path) {
+            return method.clone();
+        }
+        let Some((service, method)) = path
+            .strip_prefix('/')
+            .and_then(|p| p.split_once('/'))
+            .filter(|(s, m)| !s.is_empty() && !m.is_empty() && !m.contains('/'))
+        else {
+            return self.0.overflow.clone();
+        };
+        if methods.len() >= self.0.max_methods {
+            return self.0.overflow.clone();
+        }
+        let entry = Method::new(service, method);
+        methods.insert(path.into(), entry.clone());
+        entry
+    }
+}

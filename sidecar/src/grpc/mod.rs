@@ -1,0 +1,331 @@
+//! gRPC calls through the proxy: their own metric families ([`metrics`]), the sidecar's own
+//! failures answered as gRPC errors ([`status`]), and `grpc-timeout` kept.
+//!
+//! A request is a gRPC call when its `content-type` is `application/grpc` (or `+proto`,
+//! `+json`, ...). For those, [`Grpc`] (between the RED layer and the plugins):
+//! - counts the call started, and each message as its body passes ([`messages`]);
+//! - answers a sidecar-made failure (502/503/504) as gRPC clients expect it: HTTP 200,
+//!   trailers-only, `grpc-status` 14 `UNAVAILABLE` or 4 `DEADLINE_EXCEEDED`, a `grpc-message`;
+//! - gives up with `DEADLINE_EXCEEDED` when the call's `grpc-timeout` passes before the
+//!   upstream's response headers (dropping the upstream stream cancels it there);
+//! - reads `grpc-status` from the trailers (or a trailers-only response) and counts the call
+//!   handled with it when the response ends, and hands the code to the RED layer through a
+//!   [`CallStatus`] response extension, so a call that failed with HTTP 200 is an error there too.
+//!
+//! Other requests pass through untouched: one header lookup.
+
+pub mod messages;
+pub mod metrics;
+pub mod status;
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, AtomicU64, Ordering::Relaxed},
+    },
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, header::CONTENT_TYPE};
+use http_body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+use tower::{Layer, Service};
+
+use crate::{
+    body::{Body, BoxError},
+    error::ProxyError,
+};
+use messages::MessageCounter;
+use metrics::{CallSeries, GrpcMetrics};
+use status::Code;
+
+/// Wraps a service in [`Grpc`].
+#[derive(Clone, Debug)]
+pub struct GrpcLayer {
+    metrics: GrpcMetrics,
+}
+
+impl GrpcLayer {
+    pub fn new(metrics: GrpcMetrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for GrpcLayer {
+    type Service = Grpc<S>;
+    fn layer(&self, inner: S) -> Grpc<S> {
+        Grpc {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub struct Grpc<S> {
+    inner: S,
+    metrics: GrpcMetrics,
+}
+
+/// A call's final gRPC status, for the RED layer: set when the response ends.
+#[derive(Clone, Debug, Default)]
+pub struct CallStatus(Arc<AtomicU8>);
+
+const UNSET: u8 = u8::MAX;
+
+impl CallStatus {
+    fn new() -> Self {
+        Self(Arc::new(AtomicU8::new(UNSET)))
+    }
+
+    fn set(&self, code: Code) {
+        self.0.store(code.0, Relaxed);
+    }
+
+    /// The code, once the call has ended.
+    pub fn code(&self) -> Option<Code> {
+        Some(self.0.load(Relaxed)).filter(|&c| c != UNSET).map(Code)
+    }
+}
+
+/// Whether `headers` are a gRPC request's.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl<S> Service<Request<Body>> for Grpc<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if !is_grpc(request.headers()) {
+            return ResponseFuture {
+                inner: self.inner.call(request),
+                call: None,
+            };
+        }
+        let deadline = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| parse_timeout(v.as_bytes()))
+            .map(|timeout| Box::pin(tokio::time::sleep(timeout)));
+        let call = Arc::new(Call {
+            metrics: self.metrics.clone(),
+            series: self.metrics.start(request.uri().path()),
+            started: Instant::now(),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            status: CallStatus::new(),
+        });
+        let request = request.map(|body| {
+            Body::new(Counted {
+                inner: body,
+                counter: MessageCounter::default(),
+                call: call.clone(),
+                incoming: true,
+            })
+        });
+        ResponseFuture {
+            inner: self.inner.call(request),
+            call: Some((call, deadline)),
+        }
+    }
+}
+
+/// One gRPC call in flight. Counted as handled when the last part of it goes: usually the
+/// response body at its end.
+struct Call {
+    metrics: GrpcMetrics,
+    series: CallSeries,
+    started: Instant,
+    received: AtomicU64,
+    sent: AtomicU64,
+    status: CallStatus,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // A response that ended without a status (dropped by the client): cancelled.
+        let code = self.status.code().unwrap_or(Code::CANCELLED);
+        self.status.set(code);
+        (self.metrics).finish(&self.series, code, self.started.elapsed());
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Grpc`]'s response future.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<(Arc<Call>, Option<Pin<Box<Sleep>>>)>,
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some((_, deadline)) = this.call.as_mut() else {
+            return this.inner.poll(cx);
+        };
+        let response = match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => response,
+            Poll::Pending => {
+                if let Some(deadline) = deadline
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    let timeout = ProxyError::ResponseTimeout.into_response();
+                    let response = status::trailers_only(
+                        Code::DEADLINE_EXCEEDED,
+                        "the call's grpc-timeout passed before the upstream answered",
+                        timeout,
+                    );
+                    let call = this.call.take().map(|(call, _)| call);
+                    return Poll::Ready(Ok(respond(response, call)));
+                }
+                return Poll::Pending;
+            }
+        };
+        let call = this.call.take().map(|(call, _)| call);
+        let response = match response.extensions().get::<ProxyError>().copied() {
+            Some(error) => {
+                status::trailers_only(Code::for_error(error), &error.to_string(), response)
+            }
+            None => response,
+        };
+        Poll::Ready(Ok(respond(response, call)))
+    }
+}
+
+/// The response with its body counted and its status handed over.
+fn respond(mut response: Response<Body>, call: Option<Arc<Call>>) -> Response<Body> {
+    let Some(call) = call else { return response };
+    response.extensions_mut().insert(call.status.clone());
+    if let Some(code) = Code::from_headers(response.headers()) {
+        // Trailers-only: the status is in the headers, and no message follows.
+        call.status.set(code);
+    }
+    response.map(|body| {
+        Body::new(Counted {
+            inner: body,
+            counter: MessageCounter::default(),
+            call,
+            incoming: false,
+        })
+    })
+}
+
+/// A call's request or response body: counts its messages; the response's trailers give the
+/// status.
+struct Counted {
+    inner: Body,
+    counter: MessageCounter,
+    call: Arc<Call>,
+    incoming: bool,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = this.counter.feed(data);
+                    if n > 0 {
+                        let (series, total) = if this.incoming {
+                            (&this.call.series.received, &this.call.received)
+                        } else {
+                            (&this.call.series.sent, &this.call.sent)
+                        };
+                        series.inc_by(n);
+                        if total.fetch_add(n, Relaxed) + n > 1 {
+                            GrpcMetrics::learn_streaming(&this.call.series, this.incoming);
+                        }
+                    }
+                } else if let Some(trailers) = frame.trailers_ref()
+                    && !this.incoming
+                {
+                    this.call
+                        .status
+                        .set(Code::from_headers(trailers).unwrap_or(Code::UNKNOWN));
+                }
+            }
+            // The stream broke: the client sees the call fail as unavailable.
+            Some(Err(_)) if !this.incoming => this.call.status.set(Code::UNAVAILABLE),
+            // The response ended without trailers: no status, which clients read as unknown.
+            None if !this.incoming && this.call.status.code().is_none() => {
+                this.call.status.set(Code::UNKNOWN);
+            }
+            _ => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A `grpc-timeout` value: up to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
+fn parse_timeout(value: &[u8]) -> Option<Duration> {
+    let (&unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_timeout(b"100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_timeout(b"2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout(b"1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout(b"123456789S"), None);
+        assert_eq!(parse_timeout(b"m"), None);
+        assert_eq!(parse_timeout(b"10x"), None);
+    }
+}
