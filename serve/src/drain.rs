@@ -16,9 +16,49 @@ use std::{
 };
 
 use futures_util::task::AtomicWaker;
-use hyper_util::server::graceful::GracefulConnection;
+use hyper::{
+    body::Incoming,
+    rt::{Read, Write},
+    server::conn::{http1, http2},
+    service::HttpService,
+};
 use pin_project_lite::pin_project;
 use tokio::sync::mpsc;
+
+/// A connection that can be asked to finish its in-flight requests and close. (hyper-util's
+/// `GracefulConnection` is sealed and leaves out HTTP/1 connections that allow upgrades.)
+pub(crate) trait GracefulConnection: Future<Output = Result<(), hyper::Error>> {
+    fn graceful_shutdown(self: Pin<&mut Self>);
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<I, B, S> GracefulConnection for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: Read + Write + Unpin + Send + 'static,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+impl<I, B, S, E> GracefulConnection for http2::Connection<I, S, E>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: Read + Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<BoxError>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful_shutdown(self: Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
+    }
+}
 
 /// The connections of one accept loop.
 pub(crate) struct Drain {
@@ -133,9 +173,9 @@ pin_project! {
 }
 
 impl<C: GracefulConnection> Future for Watched<C> {
-    type Output = C::Output;
+    type Output = Result<(), hyper::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if *this.state != State::Told {
             if *this.state == State::Fresh {

@@ -203,7 +203,10 @@ async fn serve_http1<S, B>(
         .serve_connection(
             TokioIo::new(linger::Lingering::new(Socket::new(stream), clock.clone())),
             conn_service::ConnService::new(service, peer, clock.clone()),
-        );
+        )
+        // A 101 answer hands the connection to the service (`hyper::upgrade::on`): WebSocket
+        // through the sidecar. Until then nothing changes.
+        .with_upgrades();
     if let Err(error) = head_timeout::Guarded::new(watcher.watch(conn), clock).await {
         debug!(%error, "connection closed with an error");
     }

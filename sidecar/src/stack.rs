@@ -8,7 +8,7 @@
 //! 4. [`Limit`](crate::limit::Limit): 503 `overloaded` past `max_concurrent_requests`;
 //! 5. [`Proxy`](crate::proxy::Proxy): forwards upstream, 502/504 on failure.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, sync::Arc};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -20,7 +20,7 @@ use crate::{
     grpc::{GrpcLayer, metrics::GrpcMetrics},
     limit::LimitLayer,
     metrics::Metrics,
-    proxy::{Pool, Proxy},
+    proxy::{Pool, Proxy, Tunnels},
     red::{RedBody, RedLayer},
     routes::Routes,
     wasm::{PluginLayer, PluginSet},
@@ -37,6 +37,7 @@ pub struct Stack {
     upstream: Upstream,
     limits: LimitsConfig,
     upstream_protocol: UpstreamProtocol,
+    tunnels: Arc<Tunnels>,
 }
 
 impl Stack {
@@ -57,7 +58,13 @@ impl Stack {
             upstream: config.upstream.clone(),
             limits: config.file.limits.clone(),
             upstream_protocol: config.file.protocols.upstream,
+            tunnels: Tunnels::register(registry),
         }
+    }
+
+    /// Upgraded connections, which shutdown waits for.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
     }
 
     /// The service stack over a new upstream connection pool. Call it inside the worker's
@@ -87,6 +94,7 @@ impl Stack {
                 self.upstream.clone(),
                 &self.limits,
                 self.upstream_protocol,
+                Arc::clone(&self.tunnels),
             ))
     }
 }

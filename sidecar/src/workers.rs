@@ -9,7 +9,12 @@
 //! ([`serve::Spreader`]), so each worker gets its share of the connections (see
 //! `serve::accept` for the imbalance a shared accepting socket gave).
 
-use std::{future::Future, thread};
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+    thread,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use tokio::{
@@ -64,9 +69,14 @@ pub fn start(
             .spawn(move || {
                 runtime.block_on(async move {
                     let service = stack.build();
+                    let since = Arc::new(OnceLock::new());
                     // Stop when told to, or when the sender is gone (the sidecar's run was dropped).
-                    let shutdown = async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
+                    let shutdown = {
+                        let since = Arc::clone(&since);
+                        async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                            let _ = since.set(Instant::now());
+                        }
                     };
                     serve::serve(
                         handoff,
@@ -76,6 +86,11 @@ pub fn start(
                         limits.grace_period,
                     )
                     .await;
+                    // Upgraded connections left the drain with their 101: they get what is
+                    // left of the grace period, then the runtime's end closes them.
+                    let spent = since.get().map_or(Duration::ZERO, Instant::elapsed);
+                    let left = limits.grace_period.saturating_sub(spent);
+                    stack.tunnels().wait_closed(left).await;
                 });
                 // Dropping the runtime ends what outlived the grace period.
                 drop(runtime);

@@ -249,10 +249,14 @@ impl WorkerMetrics {
                     .or_default() += 1;
             }
         }
-        let seconds = outcome.elapsed.as_secs_f64();
-        series.duration.observe(seconds);
-        self.0.shard.highr.observe(seconds);
-        series.response_size.observe(outcome.response_bytes as f64);
+        // A 101 is counted once, and kept out of the histograms: the connection it opens is
+        // not a request, and its lifetime has its own family (`proxy::Tunnels`).
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let seconds = outcome.elapsed.as_secs_f64();
+            series.duration.observe(seconds);
+            self.0.shard.highr.observe(seconds);
+            series.response_size.observe(outcome.response_bytes as f64);
+        }
         let error_type = match outcome.error {
             Some(error) if error.is_upstream() => Some(error.error_type()),
             _ => outcome.body_error,

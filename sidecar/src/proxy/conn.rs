@@ -72,6 +72,8 @@ pub struct Conn {
     reusable: bool,
     /// Reused for request heads and batched body bytes.
     out: Vec<u8>,
+    /// The request in flight asked for a protocol switch: a 101 is its final response.
+    upgrading: bool,
 }
 
 impl Conn {
@@ -83,6 +85,7 @@ impl Conn {
             end: 0,
             reusable: true,
             out: Vec::with_capacity(1024),
+            upgrading: false,
         }
     }
 
@@ -104,6 +107,13 @@ impl Conn {
         }
     }
 
+    /// The connection after a 101: its socket, and what the upstream already sent in the new
+    /// protocol (read along with the head).
+    pub fn into_tunnel(self) -> (Socket, Bytes) {
+        let early = Bytes::copy_from_slice(&self.buf[self.start..self.end]);
+        (self.io, early)
+    }
+
     /// Whether the connection can go back to the pool.
     pub fn is_reusable(&self) -> bool {
         self.reusable && self.start == self.end
@@ -117,6 +127,7 @@ impl Conn {
         body: Body,
     ) -> Result<ResponseHead, ExchangeError> {
         self.out.clear();
+        self.upgrading = parts.headers.contains_key(http::header::UPGRADE);
         let framing = head::encode_request(
             parts,
             body.is_end_stream(),
@@ -254,7 +265,12 @@ impl Conn {
         let mut fresh = self.start != self.end;
         loop {
             if fresh {
-                match head::parse_response(&self.buf[self.start..self.end], method) {
+                let parse = if self.upgrading {
+                    head::parse_upgrade_response
+                } else {
+                    head::parse_response
+                };
+                match parse(&self.buf[self.start..self.end], method) {
                     Ok(Parsed::Head(head, len)) => {
                         self.start += len;
                         return Poll::Ready(Ok(head));

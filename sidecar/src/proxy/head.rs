@@ -114,6 +114,19 @@ pub struct HeadError(pub &'static str);
 /// A head that isn't HTTP/1.x, has too many or malformed fields, asks for a protocol switch,
 /// or has an unusable `Content-Length`.
 pub fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError> {
+    parse(input, method, false)
+}
+
+/// [`parse_response`] for a request that asked for a protocol switch (`Upgrade`): a 101 is
+/// then its final response, after which the connection belongs to the new protocol.
+///
+/// # Errors
+/// As [`parse_response`], but a 101 is no error.
+pub fn parse_upgrade_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError> {
+    parse(input, method, true)
+}
+
+fn parse(input: &[u8], method: &Method, upgrading: bool) -> Result<Parsed, HeadError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut fields);
     let len = match response.parse(input) {
@@ -123,10 +136,10 @@ pub fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError
         Err(_) => return Err(HeadError("not an HTTP/1.x response")),
     };
     let code = response.code.unwrap_or_default();
-    if code == 101 {
-        return Err(HeadError("protocol upgrades are not supported"));
+    if code == 101 && !upgrading {
+        return Err(HeadError("a protocol switch the request did not ask for"));
     }
-    if (100..200).contains(&code) {
+    if (100..200).contains(&code) && code != 101 {
         return Ok(Parsed::Interim(len));
     }
     // RFC 9110 §15: status codes are 100 to 599; `http` takes any three digits, but a 600 or
@@ -156,7 +169,11 @@ pub fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError
         Version::HTTP_10 => has_token(&headers, CONNECTION, "keep-alive"),
         _ => !has_token(&headers, CONNECTION, "close"),
     };
-    let decoder = if *method == Method::HEAD || code == 204 || code == 304 {
+    if code == 101 {
+        // The bytes after the head are the new protocol's, not a body.
+        keep_alive = false;
+    }
+    let decoder = if *method == Method::HEAD || code == 101 || code == 204 || code == 304 {
         Decoder::Done
     } else if headers.contains_key(TRANSFER_ENCODING) {
         // HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 §6.1).

@@ -14,7 +14,9 @@
 //!   anything is sent: two `Host` fields, or an HTTP/1.1 request without one (400, RFC 9112
 //!   §3.2), and `CONNECT` (405: a reverse proxy opens no tunnels).
 //!
-//! Bodies stream both ways; nothing is buffered whole. Upgrades (WebSocket) are not supported.
+//! Bodies stream both ways; nothing is buffered whole. An HTTP/1.1 request that asks for an
+//! `Upgrade` (WebSocket) keeps its `Upgrade` and `Connection: upgrade`; if the upstream answers
+//! 101, the two connections are joined ([`tunnel`]).
 //!
 //! Each worker forwards over its own [`pool::Pool`] of upstream connections, speaking HTTP/1.1
 //! itself ([`conn`], [`head`], [`framing`]: see `conn` for why not hyper's client there), or
@@ -29,9 +31,11 @@ mod h2;
 mod head;
 mod pool;
 mod response_body;
+mod tunnel;
 
 pub use pool::Pool;
 pub use response_body::BodyIdleTimeout;
+pub use tunnel::Tunnels;
 
 use std::{convert::Infallible, net::IpAddr, sync::Arc, task::Poll, time::Duration};
 
@@ -98,6 +102,7 @@ struct Inner {
     response_header_timeout: Duration,
     response_body_idle_timeout: Duration,
     deadlines: Deadlines,
+    tunnels: Arc<Tunnels>,
 }
 
 impl Proxy {
@@ -108,6 +113,7 @@ impl Proxy {
         upstream: Upstream,
         limits: &LimitsConfig,
         protocol: UpstreamProtocol,
+        tunnels: Arc<Tunnels>,
     ) -> Self {
         let h2 = (protocol != UpstreamProtocol::Http1)
             .then(|| h2::H2Leg::new(pool.clone(), upstream.authority.clone()));
@@ -124,13 +130,19 @@ impl Proxy {
                 response_header_timeout: timeout,
                 response_body_idle_timeout: limits.response_body_idle_timeout,
                 deadlines: Deadlines::start(Deadlines::resolution_for(timeout)),
+                tunnels,
             }),
             forwarded_for: None,
             deadline: None,
         }
     }
 
-    fn rewrite(&mut self, request: Request<Body>, over_h2: bool) -> Request<Body> {
+    fn rewrite(
+        &mut self,
+        request: Request<Body>,
+        over_h2: bool,
+        upgrade: Option<HeaderValue>,
+    ) -> Request<Body> {
         let (mut parts, body) = request.into_parts();
         let te_trailers = over_h2
             && (parts.headers.get_all(TE).iter())
@@ -156,6 +168,12 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers);
         if te_trailers {
             parts.headers.insert(TE, h2::te_trailers());
+        }
+        if let Some(protocol) = upgrade {
+            parts.headers.insert(UPGRADE, protocol);
+            parts
+                .headers
+                .insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
         // Room for what is added below, in one growth of the map rather than two.
         parts.headers.reserve(3);
@@ -198,7 +216,7 @@ impl tower::Service<Request<Body>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         if let Err(refused) = forwardable(&request) {
             debug!(
                 error_type = refused.error_type(),
@@ -211,7 +229,9 @@ impl tower::Service<Request<Body>> for Proxy {
             UpstreamProtocol::H2c => true,
             UpstreamProtocol::Auto => request.version() == Version::HTTP_2,
         };
-        let request = self.rewrite(request, over_h2);
+        let upgrade = (!over_h2).then(|| upgrade_asked(&request)).flatten();
+        let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+        let request = self.rewrite(request, over_h2, upgrade);
         let deadline = match &self.deadline {
             Some(deadline) if Arc::strong_count(deadline) == 1 => Arc::clone(deadline),
             _ => Arc::clone(self.deadline.insert(Arc::new(self.inner.deadlines.lease()))),
@@ -220,12 +240,35 @@ impl tower::Service<Request<Body>> for Proxy {
         let deadline = Armed(deadline);
         let inner = self.inner.clone();
         Box::pin(async move {
-            Ok(inner
-                .forward(request, &deadline.0, over_h2)
-                .await
-                .unwrap_or_else(ProxyError::into_response))
+            let response = inner.forward(request, &deadline.0, over_h2).await;
+            drop(deadline);
+            Ok(match response {
+                Ok(response) => {
+                    if let (Some(client), Some(upstream)) = (
+                        on_upgrade,
+                        response.extensions().get::<tunnel::UpstreamSide>(),
+                    ) {
+                        inner.tunnels.open(client, upstream);
+                    }
+                    response
+                }
+                Err(error) => error.into_response(),
+            })
         })
     }
+}
+
+/// The protocol an HTTP/1.1 request asks to switch to (`Upgrade`, named in `Connection`).
+fn upgrade_asked<B>(request: &Request<B>) -> Option<HeaderValue> {
+    if request.version() != Version::HTTP_11 {
+        return None;
+    }
+    let protocol = request.headers().get(UPGRADE)?;
+    let named = (request.headers().get_all(CONNECTION).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    named.then(|| protocol.clone())
 }
 
 /// Whether `request` can be forwarded unambiguously.
@@ -281,7 +324,15 @@ impl Inner {
             Ok(Err(error)) => return Err(self.classify(error)),
             Ok(Ok(response)) => response,
         };
+        let switched = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
+            .then(|| response.headers().get(UPGRADE).cloned())
+            .flatten();
         strip_hop_by_hop(response.headers_mut());
+        if let Some(protocol) = switched {
+            let headers = response.headers_mut();
+            headers.insert(UPGRADE, protocol);
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         Ok(response)
     }
 

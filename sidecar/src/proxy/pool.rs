@@ -132,6 +132,18 @@ impl Pool {
             }
             Err(error) => return Err(SendError::Exchange(error)),
         };
+        if response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the new protocol: handed over, never pooled.
+            let (socket, early) = conn.into_tunnel();
+            let mut switched = Response::new(crate::body::empty());
+            *switched.status_mut() = response.status;
+            *switched.version_mut() = response.version;
+            *switched.headers_mut() = response.headers;
+            switched
+                .extensions_mut()
+                .insert(super::tunnel::UpstreamSide::new(socket, early));
+            return Ok(switched);
+        }
         let body = if response.decoder.is_done() {
             self.give_back(conn);
             crate::body::empty()

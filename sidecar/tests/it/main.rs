@@ -20,3 +20,4 @@ mod shutdown;
 mod smuggling;
 mod stub;
 mod support;
+mod websocket;

@@ -49,7 +49,7 @@ pub(in crate::proxy) struct Message {
 ///   §7.1 and §2.2, which allows but never requires bare-LF leniency).
 pub(in crate::proxy) const STRICTER: &[&str] = &[
     "malformed upstream response head: status code above 599",
-    "malformed upstream response head: protocol upgrades are not supported",
+    "malformed upstream response head: a protocol switch the request did not ask for",
     "malformed upstream response head: bad Content-Length",
     "malformed upstream response head: bad Transfer-Encoding",
     "malformed upstream response body: bad chunk size",
