@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, InstancePre};
 
+use super::callout::{CallAnswer, CallResult, PendingCall};
 use super::instance::{Fault, PluginInstance};
 use super::metrics::host::{Callback, FaultKind, HostMetrics, PluginHandles};
+use super::queues::{Owner, Queue};
 use super::state::{HostState, PluginShared};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -74,6 +76,9 @@ pub struct Plugin {
     engine: Engine,
     pre: InstancePre<HostState>,
     handles: PluginHandles,
+    /// For callouts' counts (not per request: a family lookup per callout is fine).
+    metrics: HostMetrics,
+    service: bool,
     slots: Vec<Padded>,
     /// Which callbacks the module exports, by `Callback as usize` (the same for every instance).
     exports: [bool; Callback::ALL.len()],
@@ -90,7 +95,8 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    /// Builds the pool and starts slot 0 as a canary: its failure is the load's failure.
+    /// Builds the pool and starts slot 0 as a canary: its failure is the load's failure. A
+    /// service starts every slot now (its ticks, queues and callouts run without requests).
     pub(super) fn start(
         engine: &Engine,
         pre: InstancePre<HostState>,
@@ -99,10 +105,7 @@ impl Plugin {
         fingerprint: (usize, u64),
     ) -> anyhow::Result<Arc<Plugin>> {
         let handles = PluginHandles::new(metrics, &shared.config.name);
-        let count = match shared.config.instances {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
+        let count = shared.config.instance_count();
         let slots = (0..count)
             .map(|_| {
                 Padded(Mutex::new(Slot {
@@ -115,31 +118,61 @@ impl Plugin {
                 }))
             })
             .collect();
-        let canary = PluginInstance::start(engine, &pre, shared.clone(), handles.for_slot(0))
-            .map_err(|fault| {
-                let critical = fault
-                    .last_critical
-                    .map(|c| format!(" (last critical log: {c})"))
-                    .unwrap_or_default();
-                anyhow::anyhow!("starting the plugin failed: {}{critical}", fault.message)
-            })?;
-        let exports = Callback::ALL.map(|c| canary.exported(c));
-        let plugin = Arc::new_cyclic(|this| Plugin {
-            shared,
-            engine: engine.clone(),
-            pre,
-            handles,
-            slots,
-            exports,
-            fingerprint,
-            this: this.clone(),
+        let mut failure = None;
+        // Built cyclic: the canary's `on_configure` may register a queue, whose owner is this.
+        let plugin = Arc::new_cyclic(|this: &Weak<Plugin>| {
+            let owner = Owner {
+                plugin: this.clone(),
+                slot: 0,
+                generation: 0,
+            };
+            let canary =
+                PluginInstance::start(engine, &pre, shared.clone(), handles.for_slot(0), owner);
+            let exports = match &canary {
+                Ok(canary) => Callback::ALL.map(|c| canary.exported(c)),
+                Err(_) => [false; Callback::ALL.len()],
+            };
+            let plugin = Plugin {
+                service: shared.config.is_service(),
+                shared,
+                engine: engine.clone(),
+                pre,
+                handles,
+                metrics: metrics.clone(),
+                slots,
+                exports,
+                fingerprint,
+                this: this.clone(),
+            };
+            match canary {
+                Ok(canary) => plugin.lock(0).instance = Some(canary),
+                Err(fault) => failure = Some(fault),
+            }
+            plugin
         });
+        if let Some(fault) = failure {
+            let critical = fault
+                .last_critical
+                .map(|c| format!(" (last critical log: {c})"))
+                .unwrap_or_default();
+            anyhow::bail!("starting the plugin failed: {}{critical}", fault.message);
+        }
         {
             let mut slot = plugin.lock(0);
-            slot.instance = Some(canary);
             plugin.after_call(&mut slot, 0);
         }
+        if plugin.service {
+            for index in 1..plugin.slots.len() {
+                let mut slot = plugin.lock(index);
+                plugin.ensure_started(&mut slot, index);
+            }
+        }
         Ok(plugin)
+    }
+
+    /// Whether this is a service (never attached to requests).
+    pub fn is_service(&self) -> bool {
+        self.service
     }
 
     /// The plugin's configuration.
@@ -246,11 +279,17 @@ impl Plugin {
         if slot.instance.is_some() || slot.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
+        let owner = Owner {
+            plugin: self.this.clone(),
+            slot: index,
+            generation: slot.generation,
+        };
         match PluginInstance::start(
             &self.engine,
             &self.pre,
             self.shared.clone(),
             self.handles.for_slot(index),
+            owner,
         ) {
             Ok(instance) => {
                 slot.instance = Some(instance);
@@ -259,7 +298,7 @@ impl Plugin {
                 // A replacement's root context re-arms its tick timer right away.
                 self.after_call(slot, index);
             }
-            Err(fault) => self.start_failed(slot, fault),
+            Err(fault) => self.start_failed(slot, index, fault),
         }
     }
 
@@ -282,7 +321,7 @@ impl Plugin {
     }
 
     /// Starting an instance failed: count it, log it, retry after a backoff.
-    fn start_failed(&self, slot: &mut Slot, fault: Fault) {
+    fn start_failed(&self, slot: &mut Slot, index: usize, fault: Fault) {
         self.handles.fault(FaultKind::Instantiate);
         slot.start_failures = slot.start_failures.saturating_add(1);
         let backoff = BACKOFF_BASE
@@ -297,6 +336,21 @@ impl Plugin {
             "starting a plugin instance failed; requests pass without it until a retry succeeds"
         );
         slot.retry_at = Some(Instant::now() + backoff);
+        // Nothing else would retry a service: no request ever asks for its instances.
+        if self.service
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (plugin, generation) = (self.this.clone(), slot.generation);
+            runtime.spawn(async move {
+                tokio::time::sleep(backoff).await;
+                if let Some(plugin) = plugin.upgrade() {
+                    let mut slot = plugin.lock(index);
+                    if slot.generation == generation {
+                        plugin.ensure_started(&mut slot, index);
+                    }
+                }
+            });
+        }
     }
 
     /// Counts a fault that does not discard the instance (a pause that timed out).
@@ -304,24 +358,67 @@ impl Plugin {
         self.handles.fault(kind);
     }
 
+    /// What a callback asked for that runs outside it: callouts, queue deliveries, its timer.
     fn after_call(&self, slot: &mut Slot, index: usize) {
-        let Some(period) = slot
-            .instance
-            .as_mut()
-            .and_then(PluginInstance::take_tick_period)
-        else {
+        let Some(instance) = slot.instance.as_mut() else {
+            return;
+        };
+        let state = instance.state();
+        let calls = std::mem::take(&mut state.pending_calls);
+        let queues = std::mem::take(&mut state.registered_queues);
+        let period = instance.take_tick_period();
+        if calls.is_empty() && queues.is_empty() && period.is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(plugin = %self.shared.config.name, "timer, callout or queue outside a tokio runtime; ignored");
+            return;
+        };
+        let generation = slot.generation;
+        for call in calls {
+            runtime.spawn(callout(self.this.clone(), index, generation, call));
+        }
+        for id in queues {
+            if let Some(queue) = self.shared.queues.get(id) {
+                let owner = Owner {
+                    plugin: self.this.clone(),
+                    slot: index,
+                    generation,
+                };
+                runtime.spawn(deliver_queue(queue, owner));
+            }
+        }
+        let Some(period) = period else {
             return;
         };
         slot.tick = Some(period).filter(|p| !p.is_zero());
         if slot.tick.is_none() || slot.ticking {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(plugin = %self.shared.config.name, "tick timer requested outside a tokio runtime; ignored");
-            return;
-        };
         slot.ticking = true;
-        runtime.spawn(tick(self.this.clone(), index, slot.generation));
+        runtime.spawn(tick(self.this.clone(), index, generation));
+    }
+
+    /// Hands a callout's answer to the instance that asked, if it still runs `generation`.
+    fn answer(&self, index: usize, generation: u64, d: Delivery) {
+        self.metrics
+            .callout(&self.shared.config.name, &d.cluster, d.result.label());
+        let mut slot = self.lock(index);
+        if slot.generation == generation {
+            self.run(&mut slot, index, |inst| {
+                inst.on_http_call_response(d.ctx, d.token, d.answer, d.body)
+            });
+        }
+    }
+
+    /// Calls `on_queue_ready` on `owner`'s instance; `false` once it no longer exists.
+    fn queue_ready(&self, owner: &Owner, queue: u32) -> bool {
+        let mut slot = self.lock(owner.slot);
+        if slot.generation != owner.generation || slot.instance.is_none() {
+            return false;
+        }
+        self.run(&mut slot, owner.slot, |inst| inst.on_queue_ready(queue))
+            .is_some()
     }
 
     /// The current period of slot `index` while it runs `generation`; `None` stops the timer.
@@ -341,6 +438,61 @@ impl Plugin {
         let mut slot = self.lock(index);
         if slot.generation == generation {
             self.run(&mut slot, index, PluginInstance::on_tick);
+        }
+    }
+}
+
+/// A callout's end, on its way to the instance that asked.
+struct Delivery {
+    ctx: u32,
+    token: u32,
+    cluster: String,
+    result: CallResult,
+    answer: CallAnswer,
+    body: bytes::Bytes,
+}
+
+/// Runs a callout and delivers its answer (or failure) to the instance that made it.
+async fn callout(plugin: Weak<Plugin>, index: usize, generation: u64, call: PendingCall) {
+    let (ctx, token) = (call.ctx, call.token);
+    let cluster = call.cluster.config.name.clone();
+    let (result, answer, body) = super::callout::run(call).await;
+    if let Some(plugin) = plugin.upgrade() {
+        let delivery = Delivery {
+            ctx,
+            token,
+            cluster,
+            result,
+            answer,
+            body,
+        };
+        plugin.answer(index, generation, delivery);
+    }
+}
+
+/// Delivers `on_queue_ready` to `owner` while it owns `queue`: once per wake-up, and again as
+/// long as each call drained something (a plugin may dequeue one item per call).
+async fn deliver_queue(queue: Arc<Queue>, owner: Owner) {
+    loop {
+        queue.wait().await;
+        loop {
+            let Some(plugin) = owner.plugin.upgrade() else {
+                queue.wake();
+                return;
+            };
+            if !queue.owned_by(&owner) {
+                queue.wake();
+                return;
+            }
+            let before = queue.len();
+            if !plugin.queue_ready(&owner, queue.id) {
+                queue.wake();
+                return;
+            }
+            let after = queue.len();
+            if after == 0 || after >= before {
+                break;
+            }
         }
     }
 }
