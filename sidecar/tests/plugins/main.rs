@@ -3,9 +3,11 @@
 //! of the real items API (`end_to_end`), and a plugin built with the SDK that faults on demand
 //! in the real sidecar in front of a tiny real upstream (`fault_drill`); SDK-built plugins that
 //! call out to a real auth service (`callouts`), count through shared queues in a singleton
-//! service (`services`), and read trailers or reply late (`trailers`).
+//! service (`services`), and read trailers or reply late (`trailers`); an AssemblyScript plugin
+//! next to a Rust one (`assemblyscript`).
 #![allow(clippy::unwrap_used)]
 
+mod assemblyscript;
 mod callouts;
 mod end_to_end;
 mod fault_drill;

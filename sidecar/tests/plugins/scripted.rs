@@ -64,7 +64,8 @@ async fn auth(request: Request<Incoming>) -> Result<Response<Body>, Infallible> 
     Ok(response.unwrap())
 }
 
-/// The upstream: its body lists the `x-auth-*` headers it got; it reads the request body.
+/// The upstream: its body lists the `x-auth-*` headers it got; it reads the request body;
+/// `/missing` is a 404.
 async fn echo(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let mut seen: Vec<String> = request
         .headers()
@@ -76,7 +77,10 @@ async fn echo(request: Request<Incoming>) -> Result<Response<Body>, Infallible> 
     let path = request.uri().path().to_owned();
     let _ = request.into_body().collect().await;
     let body = format!("echo {path} {}", seen.join(" "));
-    let response = Response::new(full(body));
+    let mut response = Response::new(full(body));
+    if path == "/missing" {
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+    }
     Ok(response)
 }
 
