@@ -1,6 +1,6 @@
 // An AssemblyScript Proxy-Wasm filter built with @solo-io/proxy-runtime: counts responses by
-// status class (`as_responses_total{class="2xx"}`) and tags each response with its
-// configuration (`x-as-status: <configuration>`). See README.md.
+// status class (`as_responses_total{class="2xx"}`); with the configuration `tag=<value>` it also
+// adds `x-as-status: <value>` to each response. See README.md.
 export * from "@solo-io/proxy-runtime/proxy";
 import {
   RootContext,
@@ -13,12 +13,17 @@ import {
 
 class StatusRoot extends RootContext {
   classes: Array<Counter> = [];
+  tag: string = "";
 
   onConfigure(configuration_size: u32): bool {
     // The runtime reads the configuration here; it traps on an empty one (0.1.8): the
     // sidecar's entry must give a non-empty `configuration`.
     if (!super.onConfigure(configuration_size)) {
       return false;
+    }
+    const configuration = this.getConfiguration();
+    if (configuration.startsWith("tag=")) {
+      this.tag = configuration.substring(4);
     }
     for (let i = 1; i <= 5; i++) {
       this.classes.push(new Counter('as_responses_total{class="' + i.toString() + 'xx"}'));
@@ -45,7 +50,9 @@ class StatusContext extends Context {
     if (digit >= 1 && digit <= 5) {
       this.status_root.classes[digit - 1].increment(1);
     }
-    stream_context.headers.response.add("x-as-status", this.status_root.getConfiguration());
+    if (this.status_root.tag.length > 0) {
+      stream_context.headers.response.add("x-as-status", this.status_root.tag);
+    }
     return FilterHeadersStatusValues.Continue;
   }
 }

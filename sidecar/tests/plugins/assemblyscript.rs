@@ -18,7 +18,7 @@ async fn the_assemblyscript_plugin_counts_status_classes_next_to_a_rust_plugin()
 [[plugins]]
 name = "as-status"
 path = "as-status.wasm"
-configuration = "tagged"
+configuration = "tag=tagged"
 
 [[plugins]]
 name = "drill"
