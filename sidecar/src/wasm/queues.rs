@@ -169,3 +169,49 @@ impl QueueRegistry {
         self.lock().queues.get(&id).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(slot: usize) -> Owner {
+        Owner {
+            plugin: Weak::new(),
+            slot,
+            generation: 0,
+        }
+    }
+
+    #[test]
+    fn a_name_is_one_queue_per_vm_id_and_the_last_registrant_owns_it() {
+        let registry = QueueRegistry::default();
+        let (a, changed) = registry.register("vm", "q", owner(0), 8, Counter::default());
+        assert!(changed);
+        let (same, changed) = registry.register("vm", "q", owner(0), 8, Counter::default());
+        assert_eq!((same, changed), (a, false), "re-registering is idempotent");
+        let (again, changed) = registry.register("vm", "q", owner(1), 8, Counter::default());
+        assert_eq!((again, changed), (a, true), "a new owner");
+        let queue = registry.get(a).unwrap();
+        assert!(queue.owned_by(&owner(1)) && !queue.owned_by(&owner(0)));
+        let (other, _) = registry.register("other-vm", "q", owner(0), 8, Counter::default());
+        assert_ne!(other, a);
+        assert_eq!(registry.resolve("vm", "q"), Some(a));
+        assert_eq!(registry.resolve("vm", "nope"), None);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_keeps_its_order() {
+        let registry = QueueRegistry::default();
+        let drops = Counter::default();
+        let (id, _) = registry.register("vm", "q", owner(0), 2, drops.clone());
+        let queue = registry.get(id).unwrap();
+        assert!(queue.enqueue(b"1".to_vec()));
+        assert!(queue.enqueue(b"2".to_vec()));
+        assert!(!queue.enqueue(b"3".to_vec()));
+        assert_eq!(drops.get(), 1);
+        assert_eq!(queue.dequeue().as_deref(), Some(&b"1"[..]));
+        assert_eq!(queue.dequeue().as_deref(), Some(&b"2"[..]));
+        assert_eq!(queue.dequeue(), None);
+        assert!(queue.is_empty());
+    }
+}

@@ -127,3 +127,25 @@ async fn a_full_queue_drops_and_counts_what_does_not_fit() {
         .sum();
     assert_eq!(faults, 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_worker_service_starts_every_instance_without_traffic() {
+    let upstream = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Sidecar::start(
+        upstream.addr,
+        dir.path(),
+        &toml(dir.path(), "service", "singleton = false\ninstances = 3"),
+    )
+    .await;
+    // Three root contexts configured and ticking, before any request.
+    let configured = [("plugin", "tally"), ("callback", "proxy_on_configure")];
+    let ticks = [("plugin", "tally"), ("callback", "proxy_on_tick")];
+    let scrape = sidecar
+        .scrape_until(|s| s.value("sidecar_plugin_callbacks_total", &ticks) >= Some(6.0))
+        .await;
+    assert_eq!(
+        scrape.value("sidecar_plugin_callbacks_total", &configured),
+        Some(3.0)
+    );
+}
