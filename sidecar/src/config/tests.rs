@@ -82,7 +82,7 @@ fn clusters_and_service_plugins_parse_with_their_defaults() {
     let cluster = &file.clusters[0];
     assert_eq!(
         (cluster.connect_timeout_ms, cluster.timeout_ms),
-        (1000, 5000)
+        (1000, 1000)
     );
     assert_eq!(cluster.max_concurrent_calls, 64);
     let plugin = &file.plugins[0];

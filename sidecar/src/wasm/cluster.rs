@@ -47,8 +47,10 @@ pub struct ClusterConfig {
 fn default_connect_timeout() -> u64 {
     1000
 }
+/// Below `pause_timeout_ms`' default (2 s), so a request paused on a call gets its answer
+/// (or its failure) before the host gives up waiting and lets it through.
 fn default_timeout() -> u64 {
-    5000
+    1000
 }
 fn default_max_concurrent() -> usize {
     64
