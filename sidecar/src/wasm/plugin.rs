@@ -16,7 +16,7 @@
 //! retries a failed start on its own, since no request will.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -87,6 +87,9 @@ pub struct Plugin {
     exports: [bool; Callback::ALL.len()],
     fingerprint: (usize, u64),
     this: Weak<Plugin>,
+    /// Set when a reload removed or replaced the plugin: its timers and queue deliveries stop
+    /// now, not when the last worker's copy of the old list lets go of it.
+    retired: AtomicBool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -146,6 +149,7 @@ impl Plugin {
                 exports,
                 fingerprint,
                 this: this.clone(),
+                retired: AtomicBool::new(false),
             };
             match canary {
                 Ok(canary) => plugin.lock(0).instance = Some(canary),
@@ -171,6 +175,15 @@ impl Plugin {
             }
         }
         Ok(plugin)
+    }
+
+    /// Out of service after a reload: background work stops (requests in flight finish).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
     }
 
     /// Whether this is a service (never attached to requests).

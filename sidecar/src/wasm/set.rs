@@ -149,7 +149,13 @@ impl PluginSet {
             .collect();
         self.runtime.retain_metrics(&names);
         tracing::info!(loaded = ?prepared.loaded, kept = ?prepared.kept, "plugins reloaded");
-        self.current.store(Arc::new(prepared.plugins));
+        let old = self.current.swap(Arc::new(prepared.plugins));
+        let current = self.current.load();
+        for plugin in old.iter() {
+            if !current.iter().any(|p| Arc::ptr_eq(p, plugin)) {
+                plugin.retire();
+            }
+        }
     }
 
     /// `prepare` then `commit`.

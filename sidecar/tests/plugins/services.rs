@@ -149,3 +149,31 @@ async fn a_per_worker_service_starts_every_instance_without_traffic() {
         Some(3.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_a_service_stops_its_ticks() {
+    let upstream = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path(), "service", "")).await;
+    let ticks = [("plugin", "tally"), ("callback", "proxy_on_tick")];
+    sidecar
+        .scrape_until(|s| s.value("sidecar_plugin_callbacks_total", &ticks) >= Some(3.0))
+        .await;
+
+    // Only the filter is left.
+    let filter_only = toml(dir.path(), "service", "");
+    let filter_only = &filter_only[..filter_only.find("\n[[plugins]]\nname = \"tally\"").unwrap()];
+    std::fs::write(&sidecar.config_path, filter_only).unwrap();
+    let reply = testkit::http::post(&format!("http://{}/reload", sidecar.admin), "")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let tick_count =
+        |s: &testkit::scrape::Scrape| s.value("sidecar_plugin_callbacks_total", &ticks);
+    // A tick already under way may still land; after that, none (the period is 20 ms).
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let before = tick_count(&sidecar.scrape().await);
+    assert!(before >= Some(3.0), "{before:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(tick_count(&sidecar.scrape().await), before);
+}

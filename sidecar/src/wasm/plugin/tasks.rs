@@ -69,7 +69,7 @@ impl Plugin {
     /// Calls `on_queue_ready` on `owner`'s instance; `false` once it no longer exists.
     fn queue_ready(&self, owner: &Owner, queue: u32) -> bool {
         let mut slot = self.lock(owner.slot);
-        if slot.generation != owner.generation || slot.instance.is_none() {
+        if slot.generation != owner.generation || slot.instance.is_none() || self.is_retired() {
             return false;
         }
         self.run(&mut slot, owner.slot, |inst| inst.on_queue_ready(queue))
@@ -80,6 +80,10 @@ impl Plugin {
     fn tick_period(&self, index: usize, generation: u64) -> Option<Duration> {
         let mut slot = self.lock(index);
         if slot.generation != generation {
+            return None;
+        }
+        if self.is_retired() {
+            slot.ticking = false;
             return None;
         }
         if slot.tick.is_none() {
