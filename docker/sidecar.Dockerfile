@@ -9,7 +9,15 @@ WORKDIR /src
 RUN rustup target add wasm32-unknown-unknown
 COPY plugins ./plugins
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    PLUGINS_TOOLCHAIN=rustup plugins/build
+    PLUGINS_TOOLCHAIN=rustup PLUGINS_ASSEMBLYSCRIPT=skip plugins/build
+
+# The AssemblyScript example, as plugins/build builds it: locked npm packages, then asc.
+FROM node:20.18.1-bookworm-slim AS as-plugins
+WORKDIR /src/plugins/as-status
+COPY plugins/as-status/package.json plugins/as-status/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY plugins/as-status/assembly ./assembly
+RUN npm run build
 
 FROM rust:1.95.0-slim-bookworm AS builder
 WORKDIR /src
@@ -26,6 +34,7 @@ FROM debian:12.8-slim AS runtime
 WORKDIR /app
 COPY --from=builder /usr/local/bin/sidecar /usr/local/bin/sidecar
 COPY --from=plugins /src/plugins/dist ./plugins/dist
+COPY --from=as-plugins /src/plugins/as-status/build/as-status.wasm ./plugins/dist/as-status.wasm
 COPY config/sidecar.toml ./config/sidecar.toml
 USER 65532:65532
 ENV SIDECAR_LISTEN=0.0.0.0:8080 \

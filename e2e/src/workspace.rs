@@ -53,7 +53,7 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 /// # Errors
 /// When `plugins/dist/*.wasm` is missing: run `plugins/build`.
 pub fn plugins() -> anyhow::Result<Vec<PathBuf>> {
-    let wanted = ["items-business", "client-slo"];
+    let wanted = ["items-business", "client-slo", "as-status"];
     let mut out = Vec::new();
     for name in wanted {
         let p = path(&format!("plugins/dist/{name}.wasm"));

@@ -232,6 +232,21 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
     let sidecar = stack.scrape_sidecar().await?;
     check_scrape_against_contract(&contract, Process::Api, &api);
     check_scrape_against_contract(&contract, Process::Sidecar, &sidecar);
+    // The AssemblyScript plugin saw every request the Rust one did (one response each), and
+    // the 20 answered 5xx while the api was down.
+    let total = |name: &str| -> f64 { sidecar.series(name).iter().map(|s| s.value).sum() };
+    assert_eq!(
+        total("as_responses_total"),
+        total("client_requests_total"),
+        "as-status (AssemblyScript) and client-slo (Rust) counted the same requests"
+    );
+    let fivexx = sidecar
+        .value("as_responses_total", &[("class", "5xx")])
+        .unwrap_or(0.0);
+    assert!(
+        fivexx >= 20.0,
+        "as_responses_total{{class=\"5xx\"}} = {fivexx}"
+    );
     let mut exported: BTreeSet<String> = [&api, &sidecar]
         .iter()
         .flat_map(|scrape| scrape.samples.iter().map(|s| s.name.clone()))

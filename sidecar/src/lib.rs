@@ -87,8 +87,13 @@ pub async fn run(
 
     let mut registry = Registry::default();
     process_metrics::register(&mut registry);
+    let wasm_runtime =
+        wasm::WasmRuntime::new(&mut registry, None).context("starting the wasm runtime")?;
+    wasm_runtime
+        .set_clusters(&config.file.clusters)
+        .context("configuring the plugins' clusters")?;
     let plugins = wasm::PluginSet::load(
-        wasm::WasmRuntime::new(&mut registry, None).context("starting the wasm runtime")?,
+        wasm_runtime,
         &wasm::PluginSet::resolve(&config.file.plugins, config.config_path.as_deref()),
         Some(format!(
             "{}:{}",

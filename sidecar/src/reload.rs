@@ -116,6 +116,12 @@ impl Reloader {
             plugins: file.plugins.len(),
         };
         inner.routes.replace(table);
+        // Validated with the file already; unchanged clusters keep their connection pools.
+        inner
+            .plugins
+            .runtime()
+            .set_clusters(&file.clusters)
+            .context("reloading clusters")?;
         inner.plugins.commit(prepared);
         info!(
             routes = report.routes,

@@ -1,5 +1,6 @@
 //! The TOML file's top level: routes, the OpenAPI source of more routes, the `[limits]`,
-//! `[metrics]` and `[protocols]` sections and the `[[plugins]]`; reading it, parsing it (unknown keys rejected)
+//! `[metrics]` and `[protocols]` sections, the `[[plugins]]` and the `[[clusters]]` they call
+//! out to; reading it, parsing it (unknown keys rejected)
 //! and validating the values serde cannot check, naming the offending key.
 
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ConfigError, LimitsConfig, MetricsConfig, ProtocolsConfig};
-use crate::wasm::PluginConfig;
+use crate::wasm::{ClusterConfig, PluginConfig};
 
 /// The TOML file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -34,6 +35,9 @@ pub struct FileConfig {
     /// Proxy-Wasm plugins.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
+    /// Upstream clusters plugins may call out to (`proxy_http_call`).
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
 }
 
 impl FileConfig {
@@ -138,6 +142,17 @@ impl FileConfig {
             && !openapi.url_path.starts_with('/')
         {
             return Err(invalid("openapi.url_path".into(), "must start with '/'"));
+        }
+        for (i, cluster) in self.clusters.iter().enumerate() {
+            cluster
+                .validate()
+                .map_err(|reason| invalid(format!("clusters[{i}]"), &reason))?;
+            if self.clusters[..i].iter().any(|c| c.name == cluster.name) {
+                return Err(invalid(
+                    format!("clusters[{i}].name"),
+                    "names must be unique",
+                ));
+            }
         }
         Ok(())
     }

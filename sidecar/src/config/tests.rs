@@ -48,7 +48,7 @@ fn the_stacks_config_file_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/sidecar.toml");
     let file = FileConfig::read(&path).unwrap();
     assert!(file.openapi.is_some());
-    assert_eq!(file.plugins.len(), 2);
+    assert_eq!(file.plugins.len(), 3);
 }
 
 #[test]
@@ -70,4 +70,44 @@ fn routes_openapi_and_plugins_parse() {
     assert_eq!(file.routes[0].template, "/items/{id}");
     assert_eq!(file.openapi.unwrap().url_path, "/openapi.json");
     assert_eq!(file.plugins.len(), 1);
+}
+
+#[test]
+fn clusters_and_service_plugins_parse_with_their_defaults() {
+    let file = FileConfig::parse(
+        "[[clusters]]\nname = \"auth\"\naddress = \"127.0.0.1:9100\"\n\n\
+         [[plugins]]\nname = \"tally\"\npath = \"t.wasm\"\nkind = \"service\"\n",
+    )
+    .unwrap();
+    let cluster = &file.clusters[0];
+    assert_eq!(
+        (cluster.connect_timeout_ms, cluster.timeout_ms),
+        (1000, 1000)
+    );
+    assert_eq!(cluster.max_concurrent_calls, 64);
+    let plugin = &file.plugins[0];
+    assert!(plugin.is_service() && plugin.singleton);
+    assert_eq!(plugin.instance_count(), 1, "a singleton service runs once");
+    assert_eq!(plugin.queue_capacity, 1024);
+}
+
+#[test]
+fn bad_clusters_name_their_key() {
+    for (toml, key) in [
+        (
+            "[[clusters]]\nname = \"a\"\naddress = \"nowhere\"\n",
+            "clusters[0]",
+        ),
+        (
+            "[[clusters]]\nname = \"a\"\naddress = \"h:1\"\nmax_concurrent_calls = 0\n",
+            "clusters[0]",
+        ),
+        (
+            "[[clusters]]\nname = \"a\"\naddress = \"h:1\"\n[[clusters]]\nname = \"a\"\naddress = \"h:2\"\n",
+            "clusters[1].name",
+        ),
+    ] {
+        let error = FileConfig::parse(toml).unwrap_err().to_string();
+        assert!(error.contains(key), "{toml}: {error}");
+    }
 }

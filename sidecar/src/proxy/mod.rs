@@ -4,8 +4,9 @@
 //! What it does to a request:
 //! - the URI becomes `http://<upstream>` + the original path and query;
 //! - hop-by-hop headers are removed both ways (RFC 9110 §7.6.1: `connection` and every header it
-//!   names, `keep-alive`, `proxy-connection`, `te`, `trailer`, `transfer-encoding`, `upgrade`);
-//!   hyper re-frames bodies on each side;
+//!   names, `keep-alive`, `proxy-connection`, `te`, `transfer-encoding`, `upgrade`); hyper
+//!   re-frames bodies on each side. `trailer` is end to end (§6.6.2) and kept: an HTTP/1.1
+//!   server only sends the trailers it announces;
 //! - `x-forwarded-for` gets the client's IP appended, `x-forwarded-proto` is set to `http`;
 //! - `Host` is passed through unchanged (like nginx's `proxy_set_header Host $host`), so the
 //!   upstream sees the name the client used; a request without one (HTTP/1.0) gets the upstream's
@@ -21,7 +22,8 @@
 //! Each worker forwards over its own [`pool::Pool`] of upstream connections, speaking HTTP/1.1
 //! itself ([`conn`], [`head`], [`framing`]: see `conn` for why not hyper's client there), or
 //! over one multiplexed HTTP/2 connection ([`h2`]) when `[protocols] upstream` says so. Over
-//! HTTP/2, `te: trailers` (gRPC's) is kept and `Host` becomes `:authority`. The
+//! HTTP/2, `Host` becomes `:authority`. On both legs `te: trailers` is kept (gRPC's, and how an
+//! HTTP/1.1 upstream knows it may send trailers). The
 //! pooled hyper-util client ([`client`]) serves the loaders that run outside the workers
 //! (OpenAPI, `/readyz`).
 
@@ -43,7 +45,7 @@ use futures_util::future::BoxFuture;
 use http::{
     HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, Version,
     header::HOST,
-    header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE},
+    header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE},
     uri::PathAndQuery,
 };
 use hyper_util::{
@@ -137,16 +139,12 @@ impl Proxy {
         }
     }
 
-    fn rewrite(
-        &mut self,
-        request: Request<Body>,
-        over_h2: bool,
-        upgrade: Option<HeaderValue>,
-    ) -> Request<Body> {
+    fn rewrite(&mut self, request: Request<Body>, upgrade: Option<HeaderValue>) -> Request<Body> {
         let (mut parts, body) = request.into_parts();
-        let te_trailers = over_h2
-            && (parts.headers.get_all(TE).iter())
-                .any(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        // The client takes trailers: so does the sidecar, on either leg (an HTTP/1.1 server
+        // only sends them to a client that says so).
+        let te_trailers = (parts.headers.get_all(TE).iter())
+            .any(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
         // The upstream connection is already open: the request line takes the origin form
         // (path and query only), as any HTTP/1 client sends to a server. The target's
         // authority, if any, is the request's host (RFC 9112 §3.2.2).
@@ -231,7 +229,7 @@ impl tower::Service<Request<Body>> for Proxy {
         };
         let upgrade = (!over_h2).then(|| upgrade_asked(&request)).flatten();
         let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
-        let request = self.rewrite(request, over_h2, upgrade);
+        let request = self.rewrite(request, upgrade);
         let deadline = match &self.deadline {
             Some(deadline) if Arc::strong_count(deadline) == 1 => Arc::clone(deadline),
             _ => Arc::clone(self.deadline.insert(Arc::new(self.inner.deadlines.lease()))),
@@ -402,12 +400,11 @@ const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The fixed hop-by-hop headers (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 7] = [
+const HOP_BY_HOP: [HeaderName; 6] = [
     CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
     TE,
-    TRAILER,
     TRANSFER_ENCODING,
     UPGRADE,
 ];

@@ -166,10 +166,16 @@ impl<H: ConnHome + Unpin> http_body::Body for UpstreamBody<H> {
             .filter_map(|frame| frame.data_ref())
             .map(|data| data.len() as u64)
             .sum();
+        // Trailers read ahead must not turn into a `Content-Length` response, which has none.
+        let trailers = self.ahead.iter().any(Frame::is_trailers);
         match self.decoder {
             Decoder::Length(left) => SizeHint::with_exact(left + ahead),
-            Decoder::Done => SizeHint::with_exact(ahead),
-            _ => SizeHint::default(),
+            Decoder::Done if !trailers => SizeHint::with_exact(ahead),
+            _ => {
+                let mut hint = SizeHint::default();
+                hint.set_lower(ahead);
+                hint
+            }
         }
     }
 }

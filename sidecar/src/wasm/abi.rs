@@ -21,7 +21,7 @@ pub enum Status {
     Empty = 7,
     /// A compare-and-swap token did not match.
     CasMismatch = 8,
-    /// The host could not do it (used for callouts, which this host does not make).
+    /// The host could not do it (gRPC callouts, which this host does not make yet).
     InternalFailure = 10,
     /// Not implemented. The Rust SDK panics on it for every call, so this host never returns it.
     Unimplemented = 12,
@@ -92,6 +92,8 @@ pub enum BufferType {
     HttpRequestBody = 0,
     /// The response body, inside `on_response_body`.
     HttpResponseBody = 1,
+    /// An HTTP callout's response body, inside `on_http_call_response`.
+    HttpCallResponseBody = 4,
     /// The VM configuration, inside `on_vm_start`.
     VmConfiguration = 6,
     /// The plugin configuration, inside `on_configure`.
@@ -99,11 +101,12 @@ pub enum BufferType {
 }
 
 impl BufferType {
-    /// The buffers this host has; TCP, callout and foreign-function buffers are never available.
+    /// The buffers this host has; TCP, gRPC and foreign-function buffers are never available.
     pub fn from_i32(kind: i32) -> Option<BufferType> {
         Some(match kind {
             0 => BufferType::HttpRequestBody,
             1 => BufferType::HttpResponseBody,
+            4 => BufferType::HttpCallResponseBody,
             6 => BufferType::VmConfiguration,
             7 => BufferType::PluginConfiguration,
             _ => return None,
@@ -111,7 +114,7 @@ impl BufferType {
     }
 }
 
-/// `proxy_map_type_t`, restricted to the maps of an HTTP stream.
+/// `proxy_map_type_t`, restricted to the maps of an HTTP stream and of an HTTP callout's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MapType {
     /// Request headers (pseudo-headers included).
@@ -122,16 +125,22 @@ pub enum MapType {
     ResponseHeaders = 2,
     /// Response trailers.
     ResponseTrailers = 3,
+    /// An HTTP callout's response headers (`:status` included), inside `on_http_call_response`.
+    HttpCallResponseHeaders = 6,
+    /// An HTTP callout's response trailers, inside `on_http_call_response`.
+    HttpCallResponseTrailers = 7,
 }
 
 impl MapType {
-    /// The map for a raw value; gRPC and callout maps (4..7) are never available here.
+    /// The map for a raw value; gRPC metadata (4, 5) is never available here.
     pub fn from_i32(kind: i32) -> Option<MapType> {
         Some(match kind {
             0 => MapType::RequestHeaders,
             1 => MapType::RequestTrailers,
             2 => MapType::ResponseHeaders,
             3 => MapType::ResponseTrailers,
+            6 => MapType::HttpCallResponseHeaders,
+            7 => MapType::HttpCallResponseTrailers,
             _ => return None,
         })
     }

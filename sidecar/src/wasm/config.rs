@@ -20,6 +20,17 @@ pub struct PluginConfig {
     pub name: String,
     /// Path to the `.wasm` module.
     pub path: PathBuf,
+    /// `filter` (every request goes through it) or `service` (root context only: ticks, shared
+    /// data, queues and callouts, never attached to a request; Envoy's `WasmService`).
+    #[serde(default)]
+    pub kind: PluginKind,
+    /// For a service: one instance per sidecar (`true`, Envoy's `singleton`) or one per CPU
+    /// (or `instances`). Ignored for filters.
+    #[serde(default = "default_singleton")]
+    pub singleton: bool,
+    /// Items a shared queue registered by this plugin holds; past it, enqueued items are dropped.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
     /// Plugin configuration, handed verbatim to `proxy_on_configure` (buffer type 7).
     #[serde(default)]
     pub configuration: String,
@@ -76,6 +87,17 @@ pub struct PluginConfig {
     pub env: BTreeMap<String, String>,
 }
 
+/// What a plugin is attached to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// An HTTP filter: its contexts follow requests.
+    #[default]
+    Filter,
+    /// A service: a root context only, started with the sidecar and kept running.
+    Service,
+}
+
 /// Where labels come from in a metric name.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +129,12 @@ pub const ENVOY_BUCKETS: [f64; 19] = [
     60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
 ];
 
+fn default_singleton() -> bool {
+    true
+}
+fn default_queue_capacity() -> usize {
+    1024
+}
 fn default_body_limit() -> usize {
     64 * 1024
 }
@@ -132,6 +160,9 @@ impl PluginConfig {
         PluginConfig {
             name: name.into(),
             path: path.into(),
+            kind: PluginKind::Filter,
+            singleton: default_singleton(),
+            queue_capacity: default_queue_capacity(),
             configuration: String::new(),
             vm_configuration: String::new(),
             vm_id: None,
@@ -185,9 +216,13 @@ impl PluginConfig {
                 ));
             }
         }
-        if self.memory_limit_mib == 0 || self.deadline_ms == 0 || self.max_series == 0 {
+        if self.memory_limit_mib == 0
+            || self.deadline_ms == 0
+            || self.max_series == 0
+            || self.queue_capacity == 0
+        {
             return Err(format!(
-                "{}: memory_limit_mib, deadline_ms and max_series must be > 0",
+                "{}: memory_limit_mib, deadline_ms, max_series and queue_capacity must be > 0",
                 self.name
             ));
         }
@@ -206,6 +241,23 @@ impl PluginConfig {
     /// The `plugin_root_id` property.
     pub fn root_id(&self) -> &str {
         self.root_id.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Whether this is a service (root context only, not attached to requests).
+    pub fn is_service(&self) -> bool {
+        self.kind == PluginKind::Service
+    }
+
+    /// Instances kept warm: a singleton service has one; otherwise `instances`, 0 meaning one
+    /// per CPU.
+    pub fn instance_count(&self) -> usize {
+        if self.is_service() && self.singleton {
+            return 1;
+        }
+        match self.instances {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
     }
 
     /// Per-callback CPU deadline.

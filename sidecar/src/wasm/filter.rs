@@ -1,8 +1,10 @@
 //! `PluginLayer`: runs every plugin's callbacks around a request, in Envoy's order —
 //! `on_context_create` → `on_request_headers` (may change headers or answer locally) →
 //! `on_request_body` (plugins that opted in, body buffered up to their limit) → the inner
-//! service → `on_response_headers` → `on_response_body` (opt-in) → `on_log` → `on_done` →
-//! `on_delete` when the response body has been sent. Responses the sidecar makes itself below
+//! service → `on_response_headers` (may answer locally while the head has not left) →
+//! `on_response_body` (opt-in) → `on_response_trailers` (when the response had trailers) →
+//! `on_log` → `on_done` → `on_delete` when the response body has been sent. Request trailers go
+//! to `on_request_trailers` after `on_request_body`, to the plugins that buffer the body. Responses the sidecar makes itself below
 //! this layer (502/503/504) go through the same response callbacks.
 //!
 //! Fail-open throughout: a plugin that faults, times out or is being replaced drops out of the
@@ -149,7 +151,7 @@ fn local_response(local: LocalResponse) -> Response<Body> {
 /// Whether a phase paused and, after waiting, produced a local response.
 async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
     if outcome.paused && outcome.local.is_none() {
-        outcome.local = stream.wait_resumed().await;
+        stream.wait_resumed(outcome).await;
     }
 }
 
@@ -217,6 +219,22 @@ async fn filter(
                         break;
                     }
                 }
+                // Envoy's order: trailers after the body, to the plugins that saw the body.
+                if let (None, Some(map)) = (&local, &trailer_map) {
+                    for stream in &streams {
+                        if !stream.plugin().config().request_body {
+                            continue;
+                        }
+                        let Some(mut outcome) = stream.request_trailers(map) else {
+                            continue;
+                        };
+                        settle(stream, &mut outcome).await;
+                        if outcome.local.is_some() {
+                            local = outcome.local;
+                            break;
+                        }
+                    }
+                }
                 rebuild(data, trailers)
             }
             Collected::TooLarge(body) => {
@@ -248,9 +266,16 @@ async fn filter(
 }
 
 /// Response phases (reverse plugin order), then hooks the end-of-request callbacks to the body.
-async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, details: &'static str) {
-    let code = response.status().as_u16();
+/// A local reply asked for while the response head has not left (`on_response_headers`,
+/// `on_response_body`) replaces the response, as in Envoy; the phases stop there.
+async fn respond(
+    streams: Vec<ActiveStream>,
+    response: &mut Response<Body>,
+    mut details: &'static str,
+) {
+    let mut code = response.status().as_u16();
     let mut headers = Arc::new(std::mem::take(response.headers_mut()));
+    let mut late = None;
     for stream in streams.iter().rev() {
         let Some(mut outcome) = stream.response_headers(code, &headers, details) else {
             continue;
@@ -259,13 +284,17 @@ async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, deta
         if let Some(changed) = outcome.headers {
             headers = changed;
         }
+        if outcome.local.is_some() {
+            late = outcome.local;
+            break;
+        }
     }
     let body_limit = streams
         .iter()
         .filter(|s| s.plugin().config().response_body)
         .map(|s| s.plugin().config().body_limit_bytes)
         .max();
-    if let (Some(limit), false) = (body_limit, response.body().is_end_stream()) {
+    if let (None, Some(limit), false) = (&late, body_limit, response.body().is_end_stream()) {
         let body = std::mem::replace(response.body_mut(), crate::body::empty());
         *response.body_mut() = match collect(body, limit).await {
             Collected::Complete { mut data, trailers } => {
@@ -284,6 +313,10 @@ async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, deta
                         Arc::make_mut(&mut headers)
                             .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
                     }
+                    if outcome.local.is_some() {
+                        late = outcome.local;
+                        break;
+                    }
                 }
                 rebuild(data, trailers)
             }
@@ -296,6 +329,13 @@ async fn respond(streams: Vec<ActiveStream>, response: &mut Response<Body>, deta
             }
             Collected::Failed(body) => body,
         };
+    }
+    if let Some(local) = late {
+        // The upstream's response is dropped unread: the client gets the plugin's answer.
+        *response = local_response(local);
+        code = response.status().as_u16();
+        headers = Arc::new(std::mem::take(response.headers_mut()));
+        details = "wasm_local_reply";
     }
     // The views keep theirs for `on_log`; the client gets a copy.
     *response.headers_mut() = (*headers).clone();

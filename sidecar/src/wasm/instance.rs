@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Instance, InstancePre, Store, Trap, TypedFunc, WasmParams, WasmResults};
 
+use super::abi::BufferType;
 use super::abi::{Action, ROOT_CONTEXT_ID};
+use super::callout::CallAnswer;
 use super::limits::deadline_ticks;
 use super::metrics::host::{Callback, FaultKind, PluginHandles, clock};
-use super::state::{HostState, PluginShared};
+use super::queues::Owner;
+use super::state::{Buffer, HostState, PluginShared};
 
 /// Why an instance stopped being usable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -33,6 +36,8 @@ const START_DEADLINE: Duration = Duration::from_secs(1);
 
 type Fn2<R> = TypedFunc<(i32, i32), R>;
 type Fn3 = TypedFunc<(i32, i32, i32), i32>;
+/// `proxy_on_http_call_response(ctx, token, headers, body, trailers)`.
+type CallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// The callbacks the host calls, when exported.
 struct Exports {
@@ -47,6 +52,8 @@ struct Exports {
     done: Option<TypedFunc<i32, i32>>,
     delete: Option<TypedFunc<i32, ()>>,
     tick: Option<TypedFunc<i32, ()>>,
+    http_call_response: Option<CallResponseFn>,
+    queue_ready: Option<Fn2<()>>,
 }
 
 /// A started instance.
@@ -81,6 +88,7 @@ impl PluginInstance {
         pre: &InstancePre<HostState>,
         shared: Arc<PluginShared>,
         handles: PluginHandles,
+        owner: Owner,
     ) -> Result<PluginInstance, Fault> {
         let deadline = deadline_ticks(shared.config.deadline());
         // Start-up callbacks (parsing configuration, defining metrics) get at least a second:
@@ -88,7 +96,7 @@ impl PluginInstance {
         let start_deadline = deadline.max(deadline_ticks(START_DEADLINE));
         let vm_config_len = shared.config.vm_configuration.len() as i32;
         let plugin_config_len = shared.config.configuration.len() as i32;
-        let mut store = Store::new(engine, HostState::new(shared));
+        let mut store = Store::new(engine, HostState::new(shared, owner));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(start_deadline);
         let fail = |kind, e: wasmtime::Error| Fault {
@@ -186,6 +194,8 @@ impl PluginInstance {
             done: typed(instance, store, "proxy_on_done")?,
             delete: typed(instance, store, "proxy_on_delete")?,
             tick: typed(instance, store, "proxy_on_tick")?,
+            http_call_response: typed(instance, store, "proxy_on_http_call_response")?,
+            queue_ready: typed(instance, store, "proxy_on_queue_ready")?,
         })
     }
 
@@ -243,6 +253,8 @@ impl PluginInstance {
             Callback::Done => e.done.is_some(),
             Callback::Delete => e.delete.is_some(),
             Callback::Tick => e.tick.is_some(),
+            Callback::HttpCallResponse => e.http_call_response.is_some(),
+            Callback::QueueReady => e.queue_ready.is_some(),
             Callback::Initialize | Callback::VmStart | Callback::Configure => true,
         }
     }
@@ -354,6 +366,57 @@ impl PluginInstance {
         let exports = Arc::clone(&self.exports);
         match exports.tick.as_ref() {
             Some(f) => self.call(Callback::Tick, ROOT_CONTEXT_ID, f, ROOT_CONTEXT_ID as i32),
+            None => Ok(()),
+        }
+    }
+
+    /// `proxy_on_http_call_response(ctx, token, headers, body, trailers)`, the answer readable
+    /// during the call. Skipped when the asking request is gone (Envoy cancels its callouts).
+    pub fn on_http_call_response(
+        &mut self,
+        ctx: u32,
+        token: u32,
+        answer: CallAnswer,
+        body: bytes::Bytes,
+    ) -> Result<(), Fault> {
+        let exports = Arc::clone(&self.exports);
+        let Some(f) = exports.http_call_response.as_ref() else {
+            return Ok(());
+        };
+        if ctx != ROOT_CONTEXT_ID && !self.store.data().streams.contains_key(&ctx) {
+            return Ok(());
+        }
+        let params = (
+            ctx as i32,
+            token as i32,
+            answer.header_count() as i32,
+            body.len() as i32,
+            answer.trailers.len() as i32,
+        );
+        let state = self.store.data_mut();
+        state.call_answer = Some(answer);
+        state.buffer = Some(Buffer {
+            kind: BufferType::HttpCallResponseBody,
+            bytes: body.into(),
+            changed: false,
+        });
+        let result = self.call(Callback::HttpCallResponse, ctx, f, params);
+        let state = self.store.data_mut();
+        state.call_answer = None;
+        state.buffer = None;
+        result
+    }
+
+    /// `proxy_on_queue_ready(root, queue)`.
+    pub fn on_queue_ready(&mut self, queue: u32) -> Result<(), Fault> {
+        let exports = Arc::clone(&self.exports);
+        match exports.queue_ready.as_ref() {
+            Some(f) => self.call(
+                Callback::QueueReady,
+                ROOT_CONTEXT_ID,
+                f,
+                (ROOT_CONTEXT_ID as i32, queue as i32),
+            ),
             None => Ok(()),
         }
     }

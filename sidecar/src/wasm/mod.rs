@@ -12,10 +12,13 @@
 //! - [`metrics`]: plugin-defined metrics, their names, and the host's own `sidecar_plugin_*`.
 //! - [`filter`]: the tower layer that calls plugins around each request; [`body`] buffers
 //!   bodies for plugins that asked for them; [`set`]: the live plugin set and its reload.
-//! - [`limits`]: memory limit and CPU deadline; [`shared_data`]: `proxy_*_shared_data`.
+//! - [`limits`]: memory limit and CPU deadline; [`shared_data`]: `proxy_*_shared_data`;
+//!   [`queues`]: shared queues; [`cluster`] and [`callout`]: HTTP callouts to `[[clusters]]`.
 
 pub mod abi;
 pub mod body;
+pub mod callout;
+pub mod cluster;
 pub mod config;
 pub mod filter;
 pub mod host;
@@ -26,13 +29,15 @@ pub mod metrics;
 pub mod pairs;
 pub mod plugin;
 pub mod properties;
+pub mod queues;
 pub mod runtime;
 pub mod set;
 pub mod shared_data;
 pub mod state;
 pub mod stream;
 
-pub use config::PluginConfig;
+pub use cluster::ClusterConfig;
+pub use config::{PluginConfig, PluginKind};
 pub use filter::{PluginLayer, PluginService};
 pub use runtime::WasmRuntime;
 pub use set::PluginSet;

@@ -11,10 +11,12 @@
 //! without the plugin). Backoff applies only when starting an instance fails (instantiate,
 //! `on_vm_start` or `on_configure` fails or traps): counted as `instantiate`, logged, retried
 //! after 200 ms doubling to 30 s; meanwhile requests pass without that slot's plugin
-//! (fail-open). Tick timers run as tokio tasks per slot.
+//! (fail-open). Tick timers, HTTP callouts and shared-queue deliveries run as tokio tasks
+//! per slot ([`tasks`]). A service plugin (root context only) starts every slot at load and
+//! retries a failed start on its own, since no request will.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,10 @@ use wasmtime::{Engine, InstancePre};
 
 use super::instance::{Fault, PluginInstance};
 use super::metrics::host::{Callback, FaultKind, HostMetrics, PluginHandles};
+use super::queues::Owner;
 use super::state::{HostState, PluginShared};
+
+mod tasks;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -74,11 +79,17 @@ pub struct Plugin {
     engine: Engine,
     pre: InstancePre<HostState>,
     handles: PluginHandles,
+    /// For callouts' counts (not per request: a family lookup per callout is fine).
+    metrics: HostMetrics,
+    service: bool,
     slots: Vec<Padded>,
     /// Which callbacks the module exports, by `Callback as usize` (the same for every instance).
     exports: [bool; Callback::ALL.len()],
     fingerprint: (usize, u64),
     this: Weak<Plugin>,
+    /// Set when a reload removed or replaced the plugin: its timers and queue deliveries stop
+    /// now, not when the last worker's copy of the old list lets go of it.
+    retired: AtomicBool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -90,7 +101,8 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    /// Builds the pool and starts slot 0 as a canary: its failure is the load's failure.
+    /// Builds the pool and starts slot 0 as a canary: its failure is the load's failure. A
+    /// service starts every slot now (its ticks, queues and callouts run without requests).
     pub(super) fn start(
         engine: &Engine,
         pre: InstancePre<HostState>,
@@ -99,10 +111,7 @@ impl Plugin {
         fingerprint: (usize, u64),
     ) -> anyhow::Result<Arc<Plugin>> {
         let handles = PluginHandles::new(metrics, &shared.config.name);
-        let count = match shared.config.instances {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
+        let count = shared.config.instance_count();
         let slots = (0..count)
             .map(|_| {
                 Padded(Mutex::new(Slot {
@@ -115,31 +124,71 @@ impl Plugin {
                 }))
             })
             .collect();
-        let canary = PluginInstance::start(engine, &pre, shared.clone(), handles.for_slot(0))
-            .map_err(|fault| {
-                let critical = fault
-                    .last_critical
-                    .map(|c| format!(" (last critical log: {c})"))
-                    .unwrap_or_default();
-                anyhow::anyhow!("starting the plugin failed: {}{critical}", fault.message)
-            })?;
-        let exports = Callback::ALL.map(|c| canary.exported(c));
-        let plugin = Arc::new_cyclic(|this| Plugin {
-            shared,
-            engine: engine.clone(),
-            pre,
-            handles,
-            slots,
-            exports,
-            fingerprint,
-            this: this.clone(),
+        let mut failure = None;
+        // Built cyclic: the canary's `on_configure` may register a queue, whose owner is this.
+        let plugin = Arc::new_cyclic(|this: &Weak<Plugin>| {
+            let owner = Owner {
+                plugin: this.clone(),
+                slot: 0,
+                generation: 0,
+            };
+            let canary =
+                PluginInstance::start(engine, &pre, shared.clone(), handles.for_slot(0), owner);
+            let exports = match &canary {
+                Ok(canary) => Callback::ALL.map(|c| canary.exported(c)),
+                Err(_) => [false; Callback::ALL.len()],
+            };
+            let plugin = Plugin {
+                service: shared.config.is_service(),
+                shared,
+                engine: engine.clone(),
+                pre,
+                handles,
+                metrics: metrics.clone(),
+                slots,
+                exports,
+                fingerprint,
+                this: this.clone(),
+                retired: AtomicBool::new(false),
+            };
+            match canary {
+                Ok(canary) => plugin.lock(0).instance = Some(canary),
+                Err(fault) => failure = Some(fault),
+            }
+            plugin
         });
+        if let Some(fault) = failure {
+            let critical = fault
+                .last_critical
+                .map(|c| format!(" (last critical log: {c})"))
+                .unwrap_or_default();
+            anyhow::bail!("starting the plugin failed: {}{critical}", fault.message);
+        }
         {
             let mut slot = plugin.lock(0);
-            slot.instance = Some(canary);
             plugin.after_call(&mut slot, 0);
         }
+        if plugin.service {
+            for index in 1..plugin.slots.len() {
+                let mut slot = plugin.lock(index);
+                plugin.ensure_started(&mut slot, index);
+            }
+        }
         Ok(plugin)
+    }
+
+    /// Out of service after a reload: background work stops (requests in flight finish).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Whether this is a service (never attached to requests).
+    pub fn is_service(&self) -> bool {
+        self.service
     }
 
     /// The plugin's configuration.
@@ -246,11 +295,17 @@ impl Plugin {
         if slot.instance.is_some() || slot.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
+        let owner = Owner {
+            plugin: self.this.clone(),
+            slot: index,
+            generation: slot.generation,
+        };
         match PluginInstance::start(
             &self.engine,
             &self.pre,
             self.shared.clone(),
             self.handles.for_slot(index),
+            owner,
         ) {
             Ok(instance) => {
                 slot.instance = Some(instance);
@@ -259,7 +314,7 @@ impl Plugin {
                 // A replacement's root context re-arms its tick timer right away.
                 self.after_call(slot, index);
             }
-            Err(fault) => self.start_failed(slot, fault),
+            Err(fault) => self.start_failed(slot, index, fault),
         }
     }
 
@@ -282,7 +337,7 @@ impl Plugin {
     }
 
     /// Starting an instance failed: count it, log it, retry after a backoff.
-    fn start_failed(&self, slot: &mut Slot, fault: Fault) {
+    fn start_failed(&self, slot: &mut Slot, index: usize, fault: Fault) {
         self.handles.fault(FaultKind::Instantiate);
         slot.start_failures = slot.start_failures.saturating_add(1);
         let backoff = BACKOFF_BASE
@@ -297,68 +352,25 @@ impl Plugin {
             "starting a plugin instance failed; requests pass without it until a retry succeeds"
         );
         slot.retry_at = Some(Instant::now() + backoff);
+        // Nothing else would retry a service: no request ever asks for its instances.
+        if self.service
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (plugin, generation) = (self.this.clone(), slot.generation);
+            runtime.spawn(async move {
+                tokio::time::sleep(backoff).await;
+                if let Some(plugin) = plugin.upgrade() {
+                    let mut slot = plugin.lock(index);
+                    if slot.generation == generation {
+                        plugin.ensure_started(&mut slot, index);
+                    }
+                }
+            });
+        }
     }
 
     /// Counts a fault that does not discard the instance (a pause that timed out).
     pub fn count_fault(&self, kind: FaultKind) {
         self.handles.fault(kind);
-    }
-
-    fn after_call(&self, slot: &mut Slot, index: usize) {
-        let Some(period) = slot
-            .instance
-            .as_mut()
-            .and_then(PluginInstance::take_tick_period)
-        else {
-            return;
-        };
-        slot.tick = Some(period).filter(|p| !p.is_zero());
-        if slot.tick.is_none() || slot.ticking {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(plugin = %self.shared.config.name, "tick timer requested outside a tokio runtime; ignored");
-            return;
-        };
-        slot.ticking = true;
-        runtime.spawn(tick(self.this.clone(), index, slot.generation));
-    }
-
-    /// The current period of slot `index` while it runs `generation`; `None` stops the timer.
-    fn tick_period(&self, index: usize, generation: u64) -> Option<Duration> {
-        let mut slot = self.lock(index);
-        if slot.generation != generation {
-            return None;
-        }
-        if slot.tick.is_none() {
-            slot.ticking = false;
-        }
-        slot.tick
-    }
-
-    /// Calls `on_tick` on slot `index` if it still runs `generation`.
-    fn tick_once(&self, index: usize, generation: u64) {
-        let mut slot = self.lock(index);
-        if slot.generation == generation {
-            self.run(&mut slot, index, PluginInstance::on_tick);
-        }
-    }
-}
-
-/// A root context's timer: re-armed after each tick with the current period; ends when the
-/// period is set to 0, the instance is replaced, or the plugin is unloaded.
-async fn tick(plugin: Weak<Plugin>, index: usize, generation: u64) {
-    loop {
-        let Some(period) = plugin
-            .upgrade()
-            .and_then(|p| p.tick_period(index, generation))
-        else {
-            return;
-        };
-        tokio::time::sleep(period).await;
-        let Some(plugin) = plugin.upgrade() else {
-            return;
-        };
-        plugin.tick_once(index, generation);
     }
 }

@@ -1,6 +1,7 @@
 //! The process-wide part of the host, built once: the wasmtime `Engine` (epoch interruption on,
 //! optional compiled-code cache on disk keyed by the module's hash), the `Linker` with every
-//! hostcall, the epoch ticker, shared data per VM id, and the metric stores. `load` compiles a
+//! hostcall, the epoch ticker, shared data per VM id, shared queues, the callout clusters, and
+//! the metric stores. `load` compiles a
 //! plugin once and starts its first instance as a canary, so a broken plugin or a rejected
 //! configuration is a load error, not a runtime surprise.
 
@@ -8,15 +9,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 use wasmtime::{Cache, CacheConfig, Config, Engine, Linker, Module};
 
 use super::abi::ABI_VERSIONS;
+use super::cluster::{ClusterConfig, ClusterSet};
 use super::config::PluginConfig;
 use super::limits::EpochTicker;
 use super::metrics::PluginMetrics;
 use super::metrics::host::HostMetrics;
 use super::plugin::Plugin;
+use super::queues::QueueRegistry;
 use super::shared_data::SharedDataRegistry;
 use super::state::{HostState, PluginShared};
 
@@ -25,6 +29,8 @@ pub struct WasmRuntime {
     engine: Engine,
     linker: Linker<HostState>,
     shared_data: SharedDataRegistry,
+    clusters: Arc<ArcSwap<ClusterSet>>,
+    queues: Arc<QueueRegistry>,
     metrics: PluginMetrics,
     host_metrics: HostMetrics,
     /// Started with the first plugin: a sidecar without plugins has no 1 ms wake-ups.
@@ -72,6 +78,8 @@ impl WasmRuntime {
             engine,
             linker,
             shared_data: SharedDataRegistry::default(),
+            clusters: Arc::default(),
+            queues: Arc::default(),
             metrics,
             host_metrics,
             ticker: std::sync::Mutex::new(None),
@@ -125,6 +133,9 @@ impl WasmRuntime {
         let shared = Arc::new(PluginShared {
             shared_data: self.shared_data.get(config.vm_id()),
             metrics,
+            clusters: self.clusters.clone(),
+            queues: self.queues.clone(),
+            queue_drops: self.host_metrics.queue_drops(&config.name),
             config,
             upstream,
         });
@@ -135,6 +146,18 @@ impl WasmRuntime {
             &self.host_metrics,
             fingerprint(&wasm),
         )
+    }
+
+    /// Puts `configs` in service as the clusters callouts may target (at start and on reload;
+    /// unchanged clusters keep their connection pools). Invalid entries are refused whole.
+    pub fn set_clusters(&self, configs: &[ClusterConfig]) -> anyhow::Result<()> {
+        for config in configs {
+            config.validate().map_err(anyhow::Error::msg)?;
+        }
+        let previous = self.clusters.load();
+        self.clusters
+            .store(Arc::new(ClusterSet::build(configs, Some(&previous))));
+        Ok(())
     }
 
     /// Drops the metric stores of plugins no longer configured.

@@ -28,6 +28,15 @@ pub struct WorkerSnapshot {
     copy: Arc<[Arc<Plugin>]>,
 }
 
+/// The plugins requests go through (services are not attached to requests).
+fn filters(plugins: &[Arc<Plugin>]) -> Arc<[Arc<Plugin>]> {
+    plugins
+        .iter()
+        .filter(|p| !p.is_service())
+        .cloned()
+        .collect()
+}
+
 /// A reload's plugins, loaded and started but not yet serving.
 #[derive(Debug)]
 pub struct PreparedReload {
@@ -66,26 +75,32 @@ impl PluginSet {
         self.current.load_full()
     }
 
-    /// Whether no plugin is loaded right now. Cheaper than [`PluginSet::snapshot`]: it takes
-    /// no reference count, which every worker would otherwise bump on the same cache line.
+    /// Whether no filter is loaded right now (services never see requests). Cheaper than
+    /// [`PluginSet::snapshot`]: it takes no reference count, which every worker would otherwise
+    /// bump on the same cache line.
     pub fn is_empty(&self) -> bool {
-        self.current.load().is_empty()
+        self.current.load().iter().all(|p| p.is_service())
     }
 
-    /// A copy of the live list for one worker (see [`WorkerSnapshot`]).
+    /// A copy of the live list of filters for one worker (see [`WorkerSnapshot`]).
     pub fn worker_snapshot(&self) -> WorkerSnapshot {
         let seen = self.current.load_full();
-        let copy = seen.iter().cloned().collect();
+        let copy = filters(&seen);
         WorkerSnapshot { seen, copy }
     }
 
-    /// The plugins for a request starting now, from the worker's copy (refreshed first when a
+    /// The runtime (clusters are set through it).
+    pub fn runtime(&self) -> &Arc<WasmRuntime> {
+        &self.runtime
+    }
+
+    /// The filters for a request starting now, from the worker's copy (refreshed first when a
     /// reload swapped the live list).
     pub fn snapshot_for(&self, local: &mut WorkerSnapshot) -> Arc<[Arc<Plugin>]> {
         let current = self.current.load();
         if !Arc::ptr_eq(&local.seen, &current) {
             local.seen = Arc::clone(&current);
-            local.copy = current.iter().cloned().collect();
+            local.copy = filters(&current);
         }
         local.copy.clone()
     }
@@ -134,7 +149,13 @@ impl PluginSet {
             .collect();
         self.runtime.retain_metrics(&names);
         tracing::info!(loaded = ?prepared.loaded, kept = ?prepared.kept, "plugins reloaded");
-        self.current.store(Arc::new(prepared.plugins));
+        let old = self.current.swap(Arc::new(prepared.plugins));
+        let current = self.current.load();
+        for plugin in old.iter() {
+            if !current.iter().any(|p| Arc::ptr_eq(p, plugin)) {
+                plugin.retire();
+            }
+        }
     }
 
     /// `prepare` then `commit`.

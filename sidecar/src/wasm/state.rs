@@ -6,14 +6,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use http::HeaderMap;
 use wasmtime::{Memory, TypedFunc};
 
 use super::abi::{BufferType, LogLevel, MapType};
+use super::callout::{CallAnswer, PendingCall};
+use super::cluster::ClusterSet;
 use super::config::PluginConfig;
 use super::limits::Limiter;
 use super::metrics::MetricStore;
 use super::pairs::MapView;
+use super::queues::{Owner, QueueRegistry};
 use super::shared_data::SharedData;
 
 /// A header map a guest wrote (`proxy_send_local_response`): lower-case names, raw values.
@@ -30,6 +34,12 @@ pub struct PluginShared {
     pub shared_data: Arc<SharedData>,
     /// The `upstream.address` property (`host:port`), the same for every request.
     pub upstream: Option<Arc<str>>,
+    /// The `[[clusters]]` HTTP callouts may target (swapped on reload).
+    pub clusters: Arc<ArcSwap<ClusterSet>>,
+    /// Shared queues, process-wide.
+    pub queues: Arc<QueueRegistry>,
+    /// Counts items dropped from the queues this plugin registers.
+    pub queue_drops: prometheus_client::metrics::counter::Counter,
 }
 
 /// The request facts properties are made of, taken when the request arrives: cheap clones
@@ -134,6 +144,10 @@ pub struct Stream {
     pub resumed: bool,
     /// The guest called `proxy_done`.
     pub done: bool,
+    /// A local reply was accepted for this context (a second one is refused, as in Envoy).
+    pub local_reply_sent: bool,
+    /// The response head has left: a local reply can no longer be sent.
+    pub head_sent: bool,
 }
 
 impl Stream {
@@ -152,6 +166,8 @@ impl Stream {
             local_response: None,
             resumed: false,
             done: false,
+            local_reply_sent: false,
+            head_sent: false,
         }
     }
 
@@ -200,6 +216,8 @@ impl Stream {
                     headers,
                 })
             }),
+            // A callout's maps belong to the instance, not to a stream.
+            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => None,
         }
     }
 
@@ -217,6 +235,7 @@ impl Stream {
             }
             MapType::RequestTrailers => self.request_trailers.as_mut()?,
             MapType::ResponseTrailers => self.response_trailers.as_mut()?,
+            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => return None,
         };
         Some(Arc::make_mut(shared))
     }
@@ -259,11 +278,22 @@ pub struct HostState {
     pub last_critical: Option<String>,
     /// The level `proxy_get_log_level` reports (the subscriber's, at instance start).
     pub log_level: LogLevel,
+    /// HTTP callouts asked for during the current callback, started once it returns.
+    pub pending_calls: Vec<PendingCall>,
+    /// Next callout token (unique per instance: the SDK routes answers by token).
+    pub next_token: u32,
+    /// The callout answer `on_http_call_response` is reading, during that callback only.
+    pub call_answer: Option<CallAnswer>,
+    /// Queues this instance registered since the last look (their watchers start after the
+    /// callback).
+    pub registered_queues: Vec<u32>,
+    /// This instance as a queue owner (its plugin, slot and generation).
+    pub owner: Option<Owner>,
 }
 
 impl HostState {
     /// State for a new instance of `plugin`.
-    pub fn new(plugin: Arc<PluginShared>) -> HostState {
+    pub fn new(plugin: Arc<PluginShared>, owner: Owner) -> HostState {
         let limiter = Limiter::new(plugin.config.memory_limit_bytes());
         HostState {
             plugin,
@@ -278,6 +308,22 @@ impl HostState {
             tick_period: None,
             last_critical: None,
             log_level: current_log_level(),
+            pending_calls: Vec::new(),
+            next_token: 1,
+            call_answer: None,
+            registered_queues: Vec::new(),
+            owner: Some(owner),
+        }
+    }
+
+    /// The map of that type as the guest sees it now: a stream's map of the effective context,
+    /// or the answer of the callout being delivered.
+    pub fn with_map<R>(&self, map: MapType, f: impl FnOnce(MapView<'_>) -> R) -> Option<R> {
+        match map {
+            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
+                self.call_answer.as_ref()?.with_map(map, f)
+            }
+            _ => self.stream()?.with_map(map, f),
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Outcome {
     pub body: Option<Vec<u8>>,
     /// A local response the guest asked for.
     pub local: Option<LocalResponse>,
+    /// The header map of the phase (what a guest may still change while paused).
+    pub map: Option<MapType>,
 }
 
 /// The facts of a finished (or abandoned) request, for `on_log`.
@@ -63,7 +65,20 @@ fn outcome(inst: &mut PluginInstance, ctx: u32, action: Action, map: Option<MapT
     let Some(stream) = state.streams.get_mut(&ctx) else {
         return Outcome::default();
     };
-    let headers = match map {
+    let headers = changed_headers(stream, map);
+    let paused = action == Action::Pause && !std::mem::take(&mut stream.resumed);
+    Outcome {
+        paused,
+        headers,
+        body,
+        local: stream.local_response.take(),
+        map,
+    }
+}
+
+/// The phase's header map if the guest changed it since the last look.
+fn changed_headers(stream: &mut Stream, map: Option<MapType>) -> Option<Arc<HeaderMap>> {
+    match map {
         Some(MapType::RequestHeaders) if std::mem::take(&mut stream.request_headers_changed) => {
             Some(stream.request_headers.clone())
         }
@@ -71,13 +86,6 @@ fn outcome(inst: &mut PluginInstance, ctx: u32, action: Action, map: Option<MapT
             stream.response_headers.clone()
         }
         _ => None,
-    };
-    let paused = action == Action::Pause && !std::mem::take(&mut stream.resumed);
-    Outcome {
-        paused,
-        headers,
-        body,
-        local: stream.local_response.take(),
     }
 }
 
@@ -172,6 +180,27 @@ impl ActiveStream {
         })
     }
 
+    /// `on_request_trailers` with the request's trailers.
+    pub fn request_trailers(&self, trailers: &Arc<HeaderMap>) -> Option<Outcome> {
+        if !self.plugin().exports(Callback::RequestTrailers) {
+            return None;
+        }
+        let ctx = self.ctx;
+        self.plugin().with(self.lease, |inst| {
+            let Some(stream) = inst.state().streams.get_mut(&ctx) else {
+                return Ok(None);
+            };
+            stream.request_trailers = Some(trailers.clone());
+            let action = inst.on_trailers(Callback::RequestTrailers, ctx, trailers.len())?;
+            Ok(Some(outcome(
+                inst,
+                ctx,
+                action,
+                Some(MapType::RequestTrailers),
+            )))
+        })?
+    }
+
     /// `on_response_headers`.
     pub fn response_headers(
         &self,
@@ -214,23 +243,37 @@ impl ActiveStream {
     /// Waits (polling, without holding the instance) for the guest to resume a paused stream or
     /// send a local response, at most the plugin's `pause_timeout_ms`; on timeout the request
     /// continues without waiting (fail-open) and a `pause_timeout` fault is counted.
-    pub async fn wait_resumed(&self) -> Option<LocalResponse> {
+    /// Headers the guest changed meanwhile (e.g. from a callout's answer) are in `outcome`.
+    pub async fn wait_resumed(&self, outcome: &mut Outcome) {
         let timeout = Duration::from_millis(self.plugin().config().pause_timeout_ms);
         let deadline = tokio::time::Instant::now() + timeout;
+        let map = outcome.map;
         loop {
             let state = self.with(|inst, ctx| {
                 let s = inst.state().streams.get_mut(&ctx);
-                Ok(s.map(|s| (std::mem::take(&mut s.resumed), s.local_response.take())))
+                Ok(s.map(|s| {
+                    let headers = changed_headers(s, map);
+                    (
+                        std::mem::take(&mut s.resumed),
+                        s.local_response.take(),
+                        headers,
+                    )
+                }))
             });
-            match state.flatten() {
-                Some((_, Some(local))) => return Some(local),
-                Some((true, None)) | None => return None,
-                Some((false, None)) => {}
+            let Some((resumed, local, headers)) = state.flatten() else {
+                return;
+            };
+            if headers.is_some() {
+                outcome.headers = headers;
+            }
+            if local.is_some() || resumed {
+                outcome.local = local;
+                return;
             }
             if tokio::time::Instant::now() >= deadline {
                 self.plugin().count_fault(FaultKind::PauseTimeout);
                 tracing::warn!(plugin = %self.plugin().config().name, ?timeout, "plugin paused the request and did not resume it; continuing without it");
-                return None;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -247,15 +290,22 @@ impl ActiveStream {
         }
         let done = self.with(|inst, ctx| {
             if let Some(stream) = inst.state().streams.get_mut(&ctx) {
+                // The head has left: a local reply now is refused (as Envoy refuses a second).
+                stream.head_sent = true;
                 let response = &mut stream.response;
-                response.code = response.code.or(ending.code);
-                response.code_details = response.code_details.or(ending.details);
+                // What was sent wins (a late local reply replaced the upstream's answer).
+                response.code = ending.code.or(response.code);
+                response.code_details = ending.details.or(response.code_details);
                 response.size = Some(ending.sent);
                 response.duration = Some(stream.info.started.elapsed());
-                if stream.response_headers.is_none() {
+                if ending.headers.is_some() {
                     stream.response_headers = ending.headers.clone();
                 }
                 stream.response_trailers = ending.trailers.clone();
+            }
+            // Envoy's order: trailers (read-only here: they have been sent) before `on_log`.
+            if let Some(trailers) = ending.trailers.as_ref().filter(|t| !t.is_empty()) {
+                inst.on_trailers(Callback::ResponseTrailers, ctx, trailers.len())?;
             }
             let done = inst.on_log_and_done(ctx)?;
             let called_done = inst.state().streams.get(&ctx).is_some_and(|s| s.done);

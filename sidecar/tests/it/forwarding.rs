@@ -66,7 +66,9 @@ async fn hop_by_hop_request_headers_are_stripped_and_forwarding_headers_added() 
         .unwrap();
     let echo = echoed(&send(req).await);
     let headers = echo["headers"].as_object().unwrap();
-    for gone in ["x-hop", "keep-alive", "proxy-connection", "te", "upgrade"] {
+    // `te: trailers` is kept: it tells the upstream the sidecar takes trailers.
+    assert_eq!(echo["headers"]["te"][0], "trailers");
+    for gone in ["x-hop", "keep-alive", "proxy-connection", "upgrade"] {
         assert!(
             !headers.contains_key(gone),
             "{gone} reached the upstream: {headers:?}"

@@ -8,7 +8,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, Version, body::Incoming, client::conn::http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::{
     stub::Stub,
@@ -133,6 +136,43 @@ async fn an_h2c_upstream_gets_streams_on_one_connection_and_trailers_come_back()
     .await;
     assert_eq!((status, &body[..]), (200, &b"body then trailers"[..]));
     assert_eq!(trailers.unwrap()["x-checksum"], "abc");
+}
+
+#[tokio::test]
+async fn trailers_of_an_http1_upstream_reach_http2_and_http1_clients() {
+    // Chunked with trailers from an HTTP/1.1 upstream, small enough to arrive with its head.
+    let stub = Stub::start().await;
+    let sidecar = Sidecar::start(&stub.url(), "").await;
+    let request = Request::get(sidecar.url("/trailers"))
+        .header("te", "trailers")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, body, trailers) = read(
+        h2_client(sidecar.proxy)
+            .await
+            .send_request(request)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, &body[..]), (200, &b"body then trailers"[..]));
+    assert_eq!(trailers.expect("trailers")["x-checksum"], "abc");
+
+    // An HTTP/1.1 client that takes trailers gets them too, announced and after the last chunk.
+    let mut raw = TcpStream::connect(sidecar.proxy).await.unwrap();
+    raw.write_all(
+        b"GET /trailers HTTP/1.1\r\nhost: x\r\nte: trailers\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    raw.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.contains("\r\ntrailer: x-checksum\r\n"), "{answer}");
+    assert!(
+        answer.ends_with("\r\n0\r\nx-checksum: abc\r\n\r\n"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

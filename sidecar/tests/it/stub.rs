@@ -137,9 +137,13 @@ async fn stub_handle(
                 ))),
                 Ok(hyper::body::Frame::trailers(trailers)),
             ];
-            Response::new(
+            // An HTTP/1.1 server sends only the trailers it announced, to a client that takes them.
+            let mut response = Response::new(
                 http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync(),
-            )
+            );
+            let announced = hyper::header::HeaderValue::from_static("x-checksum");
+            response.headers_mut().insert("trailer", announced);
+            response
         }
         ["openapi.json"] => Response::new(full(OPENAPI)),
         ["upload"] => {

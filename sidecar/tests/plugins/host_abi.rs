@@ -146,3 +146,25 @@ async fn bad_pointers_failing_allocator_and_malformed_maps_get_statuses_not_pani
         0.0
     );
 }
+
+#[tokio::test]
+async fn queue_and_callout_hostcalls_answer_envoys_statuses() {
+    let host = Host::new(&[config("abi-queues", "queue_and_call_statuses.wat")]);
+    let scrape = host.scrape();
+    for (what, status) in [
+        ("register", 0.0),
+        ("resolve", 0.0),
+        ("same_id", 1.0),
+        ("resolve_missing", 1.0),      // NotFound
+        ("dequeue_empty", 7.0),        // Empty (the SDK's `Ok(None)`)
+        ("dequeue_unknown", 1.0),      // NotFound
+        ("enqueue_unknown", 1.0),      // NotFound
+        ("call_unknown_cluster", 2.0), // BadArgument, as Envoy
+    ] {
+        assert_eq!(
+            scrape.value(&format!("status_{what}"), &[]),
+            Some(status),
+            "{what}"
+        );
+    }
+}

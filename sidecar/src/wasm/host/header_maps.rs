@@ -1,5 +1,5 @@
 //! Header-map hostcalls: read, replace, add and remove request/response headers and trailers of
-//! the current stream. Maps unavailable in the current phase read as empty
+//! the current stream, and the headers and trailers of a callout's answer (read-only). Maps unavailable in the current phase read as empty
 //! (`get_header_map_pairs` accepts only OK in the Rust SDK) or `NotFound` (single values); writes
 //! to them are no-ops answering OK. Keys are lower-cased on the way in. Reads serialise straight
 //! from the request's own `HeaderMap` (pseudo-headers made on the spot); writes go to the
@@ -45,7 +45,6 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let bytes = MapType::from_i32(map)
                 .and_then(|m| {
                     c.data()
-                        .stream()?
                         .with_map(m, |view| pairs::serialize_iter(|| view.pairs()))
                 })
                 .unwrap_or_default();
@@ -83,7 +82,6 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             // NotFound, not BadArgument, when the map is missing in this phase (envoy#26485).
             let value = MapType::from_i32(map).and_then(|m| {
                 c.data()
-                    .stream()?
                     .with_map(m, |view| view.get(&key).map(<[u8]>::to_vec))
                     .flatten()
             });
@@ -139,7 +137,7 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "proxy_get_header_map_size",
         |mut c: C<'_>, map: i32, ret: i32| -> i32 {
             let size = MapType::from_i32(map)
-                .and_then(|m| c.data().stream()?.with_map(m, |view| view.len()))
+                .and_then(|m| c.data().with_map(m, |view| view.len()))
                 .unwrap_or(0);
             status(memory::write_u32(&mut c, ret, size as u32))
         },

@@ -51,6 +51,12 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 .filter(|s| (200..=599).contains(s))
                 .unwrap_or(500);
             if let Some(stream) = c.data_mut().stream_mut() {
+                // Envoy refuses a second local reply with BadArgument; one after the response
+                // head has left cannot be sent either (Envoy would reset the stream).
+                if stream.local_reply_sent || stream.head_sent {
+                    return code(Status::BadArgument);
+                }
+                stream.local_reply_sent = true;
                 stream.local_response = Some(LocalResponse {
                     status,
                     body,

@@ -1,9 +1,8 @@
-//! Hostcalls an observability sidecar does not provide, linked so every SDK-built module
-//! instantiates, each answering the status the Rust SDK 0.2.5 turns into an `Err` (never a
-//! panic): callouts `InternalFailure`, lookups `NotFound`. Shared queues register (so a plugin
-//! that only creates one in `on_configure` keeps working) but never resolve or deliver.
-
-use std::sync::atomic::{AtomicU32, Ordering};
+//! Hostcalls this sidecar does not provide yet, linked so every SDK-built module instantiates,
+//! each answering the status the Rust SDK 0.2.5 turns into an `Err` (never a panic): gRPC
+//! callouts `InternalFailure` (they need HTTP/2 upstream, which the sidecar does not speak
+//! yet), gRPC stream operations and foreign functions `NotFound`. `proxy_get_status` (the
+//! gRPC status of the last gRPC answer) reports 0 with no message.
 
 use wasmtime::Linker;
 
@@ -12,36 +11,8 @@ use crate::wasm::abi::Status;
 use crate::wasm::memory::{self, status};
 use crate::wasm::state::HostState;
 
-static NEXT_QUEUE: AtomicU32 = AtomicU32::new(1);
-
 /// Registers the stubs.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_register_shared_queue",
-        |mut c: C<'_>, _n: i32, _l: i32, ret: i32| -> i32 {
-            status(memory::write_u32(
-                &mut c,
-                ret,
-                NEXT_QUEUE.fetch_add(1, Ordering::Relaxed),
-            ))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_resolve_shared_queue",
-        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_enqueue_shared_queue",
-        |_: C<'_>, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_dequeue_shared_queue",
-        |_: C<'_>, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
-    )?;
     linker.func_wrap(
         "env",
         "proxy_get_status",
@@ -51,22 +22,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 .and_then(|()| memory::write_u32(&mut c, ret_len, 0));
             status(written)
         },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_http_call",
-        |_: C<'_>,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32|
-         -> i32 { code(Status::InternalFailure) },
     )?;
     linker.func_wrap(
         "env",

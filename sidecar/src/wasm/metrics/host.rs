@@ -1,7 +1,8 @@
 //! The host's own metrics about each plugin (names fixed by the contract, `docs/metrics.md`):
 //! `sidecar_plugin_callbacks_total{plugin,callback}`, `sidecar_plugin_faults_total{plugin,kind}`,
 //! `sidecar_plugin_reloads_total{plugin,result}`, `sidecar_plugin_callback_duration_seconds{plugin}`,
-//! `sidecar_plugin_memory_bytes{plugin}`, `sidecar_plugin_series_overflow_total{plugin}`.
+//! `sidecar_plugin_memory_bytes{plugin}`, `sidecar_plugin_series_overflow_total{plugin}`,
+//! `sidecar_plugin_callouts_total{plugin,cluster,result}`, `sidecar_plugin_queue_drops_total{plugin}`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -68,6 +69,13 @@ struct FaultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CalloutLabels {
+    plugin: String,
+    cluster: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
     plugin: String,
     result: &'static str,
@@ -82,6 +90,8 @@ pub struct HostMetrics {
     duration: Family<PluginLabel, Durations>,
     memory: Family<PluginLabel, Gauge>,
     overflow: Family<PluginLabel, Counter>,
+    callouts: Family<CalloutLabels, Counter>,
+    queue_drops: Family<PluginLabel, Counter>,
 }
 
 impl HostMetrics {
@@ -119,7 +129,37 @@ impl HostMetrics {
             "Metric definitions past the plugin's series cap",
             m.overflow.clone(),
         );
+        registry.register(
+            "sidecar_plugin_callouts",
+            "HTTP callouts answered to plugins, by cluster and result",
+            m.callouts.clone(),
+        );
+        registry.register(
+            "sidecar_plugin_queue_drops",
+            "Items dropped because a plugin's shared queue was full",
+            m.queue_drops.clone(),
+        );
         m
+    }
+
+    /// Counts a callout's end.
+    pub fn callout(&self, plugin: &str, cluster: &str, result: &'static str) {
+        self.callouts
+            .get_or_create(&CalloutLabels {
+                plugin: plugin.to_owned(),
+                cluster: cluster.to_owned(),
+                result,
+            })
+            .inc();
+    }
+
+    /// The queue-drop counter of queues `plugin` registers.
+    pub fn queue_drops(&self, plugin: &str) -> Counter {
+        self.queue_drops
+            .get_or_create(&PluginLabel {
+                plugin: plugin.to_owned(),
+            })
+            .clone()
     }
 
     /// Counts a load or reload.
@@ -181,11 +221,15 @@ pub enum Callback {
     Done,
     /// `proxy_on_delete`.
     Delete,
+    /// `proxy_on_http_call_response`.
+    HttpCallResponse,
+    /// `proxy_on_queue_ready`.
+    QueueReady,
 }
 
 impl Callback {
     /// Every callback, in declaration order.
-    pub const ALL: [Callback; 14] = [
+    pub const ALL: [Callback; 16] = [
         Callback::Initialize,
         Callback::ContextCreate,
         Callback::VmStart,
@@ -200,6 +244,8 @@ impl Callback {
         Callback::Log,
         Callback::Done,
         Callback::Delete,
+        Callback::HttpCallResponse,
+        Callback::QueueReady,
     ];
 
     /// The export's name, which is also the label.
@@ -219,6 +265,8 @@ impl Callback {
             Callback::Log => "proxy_on_log",
             Callback::Done => "proxy_on_done",
             Callback::Delete => "proxy_on_delete",
+            Callback::HttpCallResponse => "proxy_on_http_call_response",
+            Callback::QueueReady => "proxy_on_queue_ready",
         }
     }
 }

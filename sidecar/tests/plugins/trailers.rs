@@ -1,0 +1,91 @@
+//! Trailers and late local replies through the real sidecar with `plugins/trailer-watch` (built
+//! with the public SDK): request trailers reach `on_request_trailers` after the body, response
+//! trailers reach `on_response_trailers` before `on_log`; a local reply from
+//! `on_response_headers` replaces the upstream's answer; one from `on_log`, after the response
+//! has left, is refused (the client's answer is unchanged; the SDK traps on the refusal).
+
+use std::path::Path;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::scripted::{echo_upstream, get, raw_trailers_upstream, with_trailers};
+use crate::stack::{Sidecar, dist};
+
+fn toml(dir: &Path) -> String {
+    std::fs::copy(dist("trailer-watch"), dir.join("trailer-watch.wasm")).unwrap();
+    r#"
+[[plugins]]
+name = "watch"
+path = "trailer-watch.wasm"
+request_body = true
+"#
+    .into()
+}
+
+fn seen(scrape: &testkit::scrape::Scrape, side: &str, name: &str) -> Option<f64> {
+    scrape.value("trailers_seen_total", &[("side", side), ("name", name)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_response_trailers_reach_their_callbacks() {
+    let upstream = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path())).await;
+
+    // A chunked request with two trailers.
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    // `trailer` declares them: hyper sends only declared ones.
+    let request = Request::post(sidecar.url("/upload"))
+        .header("trailer", "x-checksum, x-extra")
+        .body(with_trailers(
+            "payload",
+            &[("x-checksum", "c1"), ("x-extra", "e")],
+        ))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, Bytes::from_static(b"echo /upload "));
+
+    // A response with trailers (from another upstream), read to its end.
+    let raw = raw_trailers_upstream().await;
+    let dir2 = tempfile::tempdir().unwrap();
+    let second = Sidecar::start(raw.addr, dir2.path(), &toml(dir2.path())).await;
+    let (status, _, body) = get(&second.url("/trailers"), &[]).await;
+    assert_eq!((status, body.as_str()), (200, "hello"));
+    let scrape = second
+        .scrape_until(|s| seen(s, "response", "grpc-status") == Some(1.0))
+        .await;
+    assert_eq!(seen(&scrape, "response", "x-checksum"), Some(1.0));
+    assert_eq!(seen(&scrape, "response", "other"), Some(0.0));
+
+    let scrape = sidecar.scrape().await;
+    assert_eq!(seen(&scrape, "request", "x-checksum"), Some(1.0));
+    assert_eq!(seen(&scrape, "request", "other"), Some(1.0));
+    assert_eq!(seen(&scrape, "request", "grpc-status"), Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_reply_before_the_head_leaves_replaces_the_response_and_a_later_one_is_refused() {
+    let upstream = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path())).await;
+
+    let (status, headers, body) = get(&sidecar.url("/items"), &[("x-late", "headers")]).await;
+    assert_eq!((status, body.as_str()), (418, "replaced late\n"));
+    assert_eq!(headers["x-late"], "headers");
+
+    let (status, _, body) = get(&sidecar.url("/items"), &[("x-late", "log")]).await;
+    assert_eq!((status, body.as_str()), (200, "echo /items "));
+    let trap = [("plugin", "watch"), ("kind", "trap")];
+    sidecar
+        .scrape_until(|s| s.value("sidecar_plugin_faults_total", &trap) == Some(1.0))
+        .await;
+    // The plugin goes on (on a fresh instance).
+    let (status, _, _) = get(&sidecar.url("/items"), &[]).await;
+    assert_eq!(status, 200);
+}
