@@ -97,6 +97,26 @@ async fn until_all_return_data(prom: &PrometheusServer, what: &str, queries: &[(
     }
 }
 
+/// Sends `n` gRPC-shaped calls (HTTP/1.1, `content-type: application/grpc`, one empty message)
+/// through the sidecar; returns how many got `grpc-status` 14 (`UNAVAILABLE`).
+async fn grpc_calls_to_the_rest_api(stack: &Stack, n: usize) -> anyhow::Result<usize> {
+    use http_body_util::{BodyExt, Full};
+    let mut unavailable = 0;
+    for _ in 0..n {
+        let request = hyper::Request::post(format!("{}/redside.Probe/Check", stack.proxy_url))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(bytes::Bytes::from_static(&[0, 0, 0, 0, 0])))?;
+        let response = testkit::http::client().request(request).await?;
+        let status = response.headers().get("grpc-status").cloned();
+        response.into_body().collect().await?;
+        if status.is_some_and(|s| s == "14") {
+            unavailable += 1;
+        }
+    }
+    Ok(unavailable)
+}
+
 async fn sidecar_get_all_fail(stack: &Stack, n: usize) -> anyhow::Result<usize> {
     let mut fivexx = 0;
     for i in 0..n {
@@ -223,6 +243,9 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
         failed, 20,
         "with the api stopped every request through the sidecar is a 5xx"
     );
+    // gRPC calls while the api is down: the sidecar answers each with its own gRPC error
+    // (`Unavailable`), which feeds the gRPC families and their recording rules.
+    assert_eq!(grpc_calls_to_the_rest_api(&stack, 5).await?, 5);
     stack.restart_api().await?;
     let second = stack.traffic(400, 40).await?;
     eprintln!("traffic: {first}traffic: {second}");

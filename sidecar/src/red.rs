@@ -184,8 +184,9 @@ impl Recording {
     fn finish(&mut self) {
         if let Some(mut outcome) = self.outcome.take() {
             outcome.elapsed = self.started.elapsed();
-            if let Some(grpc) = &self.grpc {
-                // No code yet: the client went away before the call ended.
+            // A plain HTTP answer to a gRPC call (an error page) keeps its own status; no
+            // code yet means the client went away before the call ended.
+            if let Some(grpc) = self.grpc.as_ref().filter(|grpc| grpc.is_grpc()) {
                 outcome.status = Some(grpc.code().unwrap_or(Code::CANCELLED).http_status());
             }
             self.metrics.finish(&self.series, outcome);

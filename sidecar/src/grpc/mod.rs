@@ -11,6 +11,9 @@
 //! - reads `grpc-status` from the trailers (or a trailers-only response) and counts the call
 //!   handled with it when the response ends, and hands the code to the RED layer through a
 //!   [`CallStatus`] response extension, so a call that failed with HTTP 200 is an error there too.
+//!   A plain HTTP answer without `grpc-status` (an error page) gets the code a gRPC client derives
+//!   from its HTTP status (404 `Unimplemented`, 503 `Unavailable`, ...) and keeps its own status
+//!   in the RED family.
 //!
 //! Other requests pass through untouched: one header lookup.
 
@@ -78,6 +81,8 @@ pub struct Grpc<S> {
 pub struct CallStatus(Arc<AtomicU8>);
 
 const UNSET: u8 = u8::MAX;
+/// Marks a code derived from the HTTP status of a response that carried none.
+const DERIVED: u8 = 0x80;
 
 impl CallStatus {
     fn new() -> Self {
@@ -88,9 +93,21 @@ impl CallStatus {
         self.0.store(code.0, Relaxed);
     }
 
+    fn set_derived(&self, code: Code) {
+        self.0.store(code.0 | DERIVED, Relaxed);
+    }
+
     /// The code, once the call has ended.
     pub fn code(&self) -> Option<Code> {
-        Some(self.0.load(Relaxed)).filter(|&c| c != UNSET).map(Code)
+        Some(self.0.load(Relaxed))
+            .filter(|&c| c != UNSET)
+            .map(|c| Code(c & !DERIVED))
+    }
+
+    /// Whether the code is one a gRPC peer sent (or the sidecar made, or the client's hang-up),
+    /// rather than derived from a plain HTTP answer, whose own status then stands.
+    pub fn is_grpc(&self) -> bool {
+        self.0.load(Relaxed) & DERIVED == 0
     }
 }
 
@@ -162,8 +179,10 @@ struct Call {
 impl Drop for Call {
     fn drop(&mut self) {
         // A response that ended without a status (dropped by the client): cancelled.
-        let code = self.status.code().unwrap_or(Code::CANCELLED);
-        self.status.set(code);
+        let code = self.status.code().unwrap_or_else(|| {
+            self.status.set(Code::CANCELLED);
+            Code::CANCELLED
+        });
         (self.metrics).finish(&self.series, code, self.started.elapsed());
     }
 }
@@ -224,6 +243,9 @@ fn respond(mut response: Response<Body>, call: Option<Arc<Call>>) -> Response<Bo
     if let Some(code) = Code::from_headers(response.headers()) {
         // Trailers-only: the status is in the headers, and no message follows.
         call.status.set(code);
+    } else if response.status() != http::StatusCode::OK {
+        // Not a gRPC answer (an error page): what a gRPC client makes of its status.
+        call.status.set_derived(Code::from_http(response.status()));
     }
     response.map(|body| {
         Body::new(Counted {

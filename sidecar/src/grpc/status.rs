@@ -81,6 +81,19 @@ impl Code {
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
+    /// The code a gRPC client derives from a response that carries no `grpc-status` (the
+    /// gRPC spec's "HTTP to gRPC status code mapping"): a REST error page, say.
+    pub fn from_http(status: StatusCode) -> Code {
+        match status.as_u16() {
+            400 => Self::INTERNAL,
+            401 => Code(16),
+            403 => Code(7),
+            404 => Code(12),
+            429 | 502..=504 => Self::UNAVAILABLE,
+            _ => Self::UNKNOWN,
+        }
+    }
+
     /// What a gRPC client is told when the sidecar could not get the upstream's answer.
     pub fn for_error(error: ProxyError) -> Code {
         match error {
@@ -142,6 +155,12 @@ mod tests {
         assert_eq!(Code::DEADLINE_EXCEEDED.http_status(), 504);
         assert_eq!(Code(5).http_status(), 404);
         assert_eq!(Code::OK.http_status(), 200);
+        assert_eq!(
+            Code::from_http(StatusCode::NOT_FOUND).name(),
+            "Unimplemented"
+        );
+        assert_eq!(Code::from_http(StatusCode::BAD_GATEWAY), Code::UNAVAILABLE);
+        assert_eq!(Code::from_http(StatusCode::IM_A_TEAPOT), Code::UNKNOWN);
     }
 
     #[test]

@@ -230,6 +230,28 @@ async fn the_sidecars_own_failures_reach_grpc_clients_as_grpc_errors() {
 }
 
 #[tokio::test]
+async fn a_plain_http_error_gets_the_code_a_grpc_client_derives_and_keeps_its_status() {
+    // A REST upstream's 404 page for a gRPC-shaped call: `Unimplemented` in the gRPC families
+    // (the gRPC spec's HTTP mapping), the real 404 in the RED family.
+    let stub = crate::stub::Stub::start().await;
+    let sidecar = Sidecar::start(&stub.url(), "").await;
+    let response = crate::support::send(
+        Request::post(sidecar.url("/status/404"))
+            .header("content-type", "application/grpc")
+            .body(crate::support::full(Bytes::from_static(&[0, 0, 0, 0, 0])))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status, 404);
+    let scrape = sidecar
+        .scrape_until("the call handled", |s| {
+            handled(s, "unary", "status", "404", "Unimplemented") == Some(1.0)
+        })
+        .await;
+    assert_eq!(scrape.sum("http_requests_total", &[("status", "4xx")]), 1.0);
+}
+
+#[tokio::test]
 async fn a_call_past_its_grpc_timeout_ends_with_deadline_exceeded() {
     // Accepts connections (the kernel does) and never answers.
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
