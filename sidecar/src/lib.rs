@@ -8,7 +8,8 @@
 //!   connections in turn by one acceptor.
 //! - [`stack`]: builds the per-request service stack: RED → plugins → limit → proxy.
 //! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`]
-//!   (one shard per worker, added up at scrape time).
+//!   (one shard per worker, added up at scrape time); [`trace`]: `traceparent`, the sidecar's
+//!   span and its export.
 //! - [`routes`]: the swappable route table (path → template or `none`), [`routes::MatchedRoute`].
 //! - [`limit`]: the concurrency limit (503 `overloaded`).
 //! - [`proxy`]: header rewriting and the upstream leg: HTTP/1.1 spoken over each worker's pool
@@ -34,6 +35,7 @@ pub mod red;
 pub mod reload;
 pub mod routes;
 pub mod stack;
+pub mod trace;
 pub mod wasm;
 pub mod workers;
 
@@ -104,7 +106,13 @@ pub async fn run(
         routes.clone(),
         plugins,
     );
-    let admin = Admin::new(registry, routes, reloader.clone(), config.upstream.clone());
+    let admin = Admin::new(
+        registry,
+        Some(stack.exemplars()),
+        routes,
+        reloader.clone(),
+        config.upstream.clone(),
+    );
     let mut scrapes = admin.scrapes();
 
     // Background tasks, aborted when the sidecar stops.

@@ -2,6 +2,9 @@
 //! `handler` label, inserted as a [`MatchedRoute`](crate::routes::MatchedRoute) extension), starts the clock when the request
 //! headers have arrived, and stops it when the response body ends, counting body bytes both ways.
 //!
+//! It also starts the sidecar's part of a trace ([`crate::trace`]): the `traceparent` sent
+//! upstream, the span recorded when the request ends, the exemplar of a sampled request.
+//!
 //! Measurement ends in exactly one place, [`Recording`]'s drop: at the end of the response body,
 //! or when the body or the response future is dropped early (the client went away). So
 //! `http_requests_inprogress` goes down exactly once per request.
@@ -27,6 +30,7 @@ use crate::{
     metrics::{self, Metrics, Outcome, Started, WorkerMetrics, method_label},
     proxy::BodyIdleTimeout,
     routes::{MatchedRoute, Routes},
+    trace::{Ending, Traced, Tracing},
 };
 
 /// Wraps a service in [`Red`].
@@ -34,12 +38,17 @@ use crate::{
 pub struct RedLayer {
     metrics: Metrics,
     routes: Routes,
+    tracing: Tracing,
 }
 
 impl RedLayer {
-    /// Records into `metrics`, labelling with `routes`.
-    pub fn new(metrics: Metrics, routes: Routes) -> Self {
-        Self { metrics, routes }
+    /// Records into `metrics`, labelling with `routes`, tracing with `tracing`.
+    pub fn new(metrics: Metrics, routes: Routes, tracing: Tracing) -> Self {
+        Self {
+            metrics,
+            routes,
+            tracing,
+        }
     }
 }
 
@@ -52,6 +61,7 @@ impl<S> Layer<S> for RedLayer {
             worker: Arc::new(RedWorker {
                 metrics: self.metrics.worker(),
                 routes: self.routes.clone(),
+                tracing: self.tracing.clone(),
             }),
         }
     }
@@ -70,6 +80,7 @@ pub struct Red<S> {
 struct RedWorker {
     metrics: WorkerMetrics,
     routes: Routes,
+    tracing: Tracing,
 }
 
 impl<S> Service<Request<Incoming>> for Red<S>
@@ -84,9 +95,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
         let started = Instant::now();
         let worker = &*self.worker;
+        let trace = (worker.tracing.begin(request.headers_mut()))
+            .map(|traced| (worker.tracing.clone(), traced));
         let method = method_label(request.method());
         let (series, templated) = worker.routes.lookup(request.uri().path(), |lookup| {
             if lookup.overflow {
@@ -115,8 +128,10 @@ where
                 body_error: None,
                 elapsed: Default::default(),
                 response_bytes: 0,
+                trace: None,
             }),
             started,
+            trace,
         };
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(route);
@@ -170,12 +185,31 @@ struct Recording {
     series: Started,
     outcome: Option<Outcome>,
     started: Instant,
+    /// A sampled request's span.
+    trace: Option<(Tracing, Traced)>,
 }
 
 impl Recording {
     fn finish(&mut self) {
         if let Some(mut outcome) = self.outcome.take() {
             outcome.elapsed = self.started.elapsed();
+            if let Some((tracing, traced)) = &self.trace {
+                outcome.trace = Some(traced.context.trace_id);
+                let error_type = match outcome.error {
+                    Some(error) if error.is_upstream() => Some(error.error_type()),
+                    _ => outcome.body_error,
+                };
+                tracing.end(
+                    traced,
+                    &Ending {
+                        route: self.series.handler(),
+                        method: self.series.method(),
+                        status: outcome.status,
+                        error_type,
+                        elapsed: outcome.elapsed,
+                    },
+                );
+            }
             self.metrics.finish(&self.series, outcome);
         }
     }

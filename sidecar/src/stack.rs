@@ -13,22 +13,25 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use prometheus_client::registry::Registry;
 use tower::{Service, ServiceBuilder};
+use traces::SpanSink;
 
 use crate::{
     config::{Config, LimitsConfig, Upstream},
     limit::LimitLayer,
-    metrics::Metrics,
+    metrics::{Exemplars, Metrics},
     proxy::{Pool, Proxy},
     red::{RedBody, RedLayer},
     routes::Routes,
+    trace::Tracing,
     wasm::{PluginLayer, PluginSet},
 };
 
-/// What every proxy worker's stack shares: the metrics, the route table, the concurrency limit
-/// and the plugins. Each worker adds its own upstream connection pool (see [`crate::workers`]).
+/// What every proxy worker's stack shares: the metrics, the route table, tracing, the
+/// concurrency limit and the plugins. Each worker adds its own upstream connection pool (see [`crate::workers`]).
 #[derive(Clone, Debug)]
 pub struct Stack {
     red: RedLayer,
+    exemplars: Exemplars,
     limit: LimitLayer,
     plugins: PluginSet,
     upstream: Upstream,
@@ -44,13 +47,20 @@ impl Stack {
         plugins: PluginSet,
     ) -> Self {
         let metrics = Metrics::register(registry, &config.file.metrics);
+        let sink = SpanSink::start(config.tracing.export.clone(), registry);
         Self {
-            red: RedLayer::new(metrics, routes),
+            exemplars: metrics.exemplars(),
+            red: RedLayer::new(metrics, routes, Tracing::new(config.tracing.sampler, sink)),
             limit: LimitLayer::new(config.file.limits.max_concurrent_requests),
             plugins,
             upstream: config.upstream.clone(),
             limits: config.file.limits.clone(),
         }
+    }
+
+    /// The duration exemplars, for `/metrics`.
+    pub fn exemplars(&self) -> Exemplars {
+        self.exemplars.clone()
     }
 
     /// The service stack over a new upstream connection pool. Call it inside the worker's

@@ -29,8 +29,6 @@ use crate::span::{Span, export_request};
 pub const MAX_BATCH: usize = 512;
 /// Spans waiting for export; past this, new spans are dropped.
 pub const QUEUE_CAPACITY: usize = 4096;
-/// How long one export may take before its spans count as dropped.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how spans are exported.
 #[derive(Clone, Debug)]
@@ -41,6 +39,8 @@ pub struct Export {
     pub service_name: String,
     /// How long a batch waits to fill before it is sent.
     pub interval: Duration,
+    /// How long one export may take before its spans count as dropped.
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,7 +150,7 @@ async fn run(export: Export, mut receiver: mpsc::Receiver<Span>, metrics: Export
         }
         let count = batch.len();
         let body = export_request(&export.service_name, std::mem::take(&mut batch)).encode_to_vec();
-        match send(&client, &export.endpoint, body).await {
+        match send(&client, &export, body).await {
             Ok(()) => {
                 metrics.exported.inc_by(count as u64);
                 if failing {
@@ -172,16 +172,16 @@ async fn run(export: Export, mut receiver: mpsc::Receiver<Span>, metrics: Export
 
 async fn send(
     client: &Client<HttpConnector, Full<Bytes>>,
-    endpoint: &Uri,
+    export: &Export,
     body: Vec<u8>,
 ) -> Result<(), String> {
-    let request = Request::post(endpoint.clone())
+    let request = Request::post(export.endpoint.clone())
         .header(header::CONTENT_TYPE, "application/x-protobuf")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(EXPORT_TIMEOUT, client.request(request))
+    let response = tokio::time::timeout(export.timeout, client.request(request))
         .await
-        .map_err(|_| format!("no answer within {EXPORT_TIMEOUT:?}"))?
+        .map_err(|_| format!("no answer within {:?}", export.timeout))?
         .map_err(|e| e.to_string())?;
     if response.status().is_success() {
         Ok(())

@@ -88,6 +88,7 @@ impl TracingArgs {
                     service_name: (self.service_name.clone())
                         .unwrap_or_else(|| default_service.to_owned()),
                     interval: Duration::from_secs(1),
+                    timeout: Duration::from_secs(5),
                 })
             })
             .transpose()?;

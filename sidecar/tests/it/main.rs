@@ -18,3 +18,4 @@ mod shutdown;
 mod smuggling;
 mod stub;
 mod support;
+mod tracing;
