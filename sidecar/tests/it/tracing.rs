@@ -279,3 +279,89 @@ async fn a_slow_collector_changes_no_response_and_its_drops_are_counted() {
     drops_all(&sidecar, 20).await;
     assert!(receiver.spans().is_empty());
 }
+
+#[tokio::test]
+async fn the_sidecars_and_the_apis_spans_form_one_trace() {
+    let receiver = Receiver::start().await;
+    let database_url =
+        tokio::task::spawn_blocking(|| testkit::Postgres::shared().create_database())
+            .await
+            .unwrap();
+    let endpoint = receiver.endpoint();
+    let config = <api::Config as clap::Parser>::try_parse_from([
+        "api",
+        "--database-url",
+        &database_url,
+        "--trace-sample-ratio",
+        "0",
+        "--otlp-endpoint",
+        &endpoint,
+    ])
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_addr = listener.local_addr().unwrap();
+    let (_stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(api::run(config, listener, async {
+        let _ = api_stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !testkit::http::get(&format!("http://{api_addr}/healthz"))
+        .await
+        .is_ok_and(|r| r.status == 200)
+    {
+        assert!(!api.is_finished() && tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sidecar = Sidecar::start_traced(
+        &format!("http://{api_addr}"),
+        "openapi = { required = true }\n",
+        settings(0.0, Some(endpoint.clone())),
+    )
+    .await;
+
+    let created = testkit::http::send_with_headers(
+        hyper::Method::POST,
+        &sidecar.url("/items"),
+        Some(r#"{"nom":"lampe","prix":12.5}"#),
+        &[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+
+    let spans = receiver
+        .wait_for("three spans", Duration::from_secs(10), |s| s.len() >= 3)
+        .await;
+    assert_eq!(spans.len(), 3, "{spans:#?}");
+    assert!(spans.iter().all(|s| s.trace_id() == TRACE), "{spans:#?}");
+    let find = |service: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.service == service && s.span.name == name)
+            .unwrap_or_else(|| panic!("no {service} span {name}: {spans:#?}"))
+    };
+    let proxy = find("sidecar", "POST /items");
+    let handler = find("api", "POST /items");
+    let statement = find("api", "INSERT items");
+    assert_eq!(proxy.parent_id(), PARENT);
+    assert_eq!(handler.parent_id(), proxy.span_id());
+    assert_eq!(statement.parent_id(), handler.span_id());
+    assert_eq!(
+        statement.attribute("db.operation.name").as_deref(),
+        Some("INSERT")
+    );
+
+    let sidecar_text = openmetrics_until(&sidecar, |t| !exemplars(t).is_empty()).await;
+    assert_eq!(exemplars(&sidecar_text)[0].trace_id, TRACE);
+    let api_text = testkit::http::scrape(&format!("http://{api_addr}/metrics"))
+        .await
+        .unwrap()
+        .text();
+    let api_exemplars = exemplars(&api_text);
+    assert!(
+        api_exemplars
+            .iter()
+            .any(|e| e.trace_id == TRACE && e.has_label("operation", "insert")),
+        "{api_text}"
+    );
+}
