@@ -2,6 +2,8 @@
 //! statement, exported to a real OTLP receiver; exemplars on `db_query_duration_seconds`;
 //! the trace id in the log lines; unsampled and malformed `traceparent` values.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use http::Method;
