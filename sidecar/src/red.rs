@@ -99,7 +99,7 @@ where
         let started = Instant::now();
         let worker = &*self.worker;
         let trace = (worker.tracing.begin(request.headers_mut()))
-            .map(|traced| (worker.tracing.clone(), traced));
+            .map(|traced| Box::new((worker.tracing.clone(), traced)));
         let method = method_label(request.method());
         let (series, templated) = worker.routes.lookup(request.uri().path(), |lookup| {
             if lookup.overflow {
@@ -185,15 +185,16 @@ struct Recording {
     series: Started,
     outcome: Option<Outcome>,
     started: Instant,
-    /// A sampled request's span.
-    trace: Option<(Tracing, Traced)>,
+    /// A sampled request's span; boxed so that unsampled requests carry one pointer, not the
+    /// span's ids and clock.
+    trace: Option<Box<(Tracing, Traced)>>,
 }
 
 impl Recording {
     fn finish(&mut self) {
         if let Some(mut outcome) = self.outcome.take() {
             outcome.elapsed = self.started.elapsed();
-            if let Some((tracing, traced)) = &self.trace {
+            if let Some((tracing, traced)) = self.trace.as_deref() {
                 outcome.trace = Some(traced.context.trace_id);
                 let error_type = match outcome.error {
                     Some(error) if error.is_upstream() => Some(error.error_type()),
