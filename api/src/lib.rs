@@ -39,10 +39,11 @@ use tracing::info;
 pub use config::Config;
 pub use routes::App;
 
-/// Most header fields a request may carry: hyper's 100, plus the three a proxy in front adds
-/// (the sidecar accepts 100 and adds `x-forwarded-for`, `x-forwarded-proto`, and `Host` for an
-/// HTTP/1.0 request without one), so whatever the sidecar accepts, the api accepts too.
-pub const MAX_HEADERS: usize = 103;
+/// Most header fields a request may carry: hyper's 100, plus the four a proxy in front adds
+/// (the sidecar accepts 100 and adds `x-forwarded-for`, `x-forwarded-proto`, `Host` for an
+/// HTTP/1.0 request without one, and `traceparent` when it starts a sampled trace), so whatever
+/// the sidecar accepts, the api accepts too.
+pub const MAX_HEADERS: usize = 104;
 
 /// Serves the api on `listener` until `shutdown` completes, then drains in-flight requests for
 /// at most `config.shutdown_grace` and closes the database pool.

@@ -138,7 +138,7 @@ pub async fn run(
     let serve_limits = serve::Limits {
         header_read_timeout: limits.header_read_timeout,
         max_header_bytes: limits.max_request_header_bytes,
-        // hyper's 100 header fields, parsed on the stack; the api accepts the two or three
+        // hyper's 100 header fields, parsed on the stack; the api accepts the two to four
         // the proxy adds on top (`api::MAX_HEADERS`).
         max_headers: None,
     };

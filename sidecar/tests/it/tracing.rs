@@ -364,4 +364,24 @@ async fn the_sidecars_and_the_apis_spans_form_one_trace() {
             .any(|e| e.trace_id == TRACE && e.has_label("operation", "insert")),
         "{api_text}"
     );
+
+    // A sidecar that starts a trace adds `traceparent`: an HTTP/1.0 request without `Host`
+    // and with as many header fields as the sidecar accepts (100), to which it adds `Host`,
+    // `x-forwarded-for`, `x-forwarded-proto` and `traceparent`, still gets the api's answer.
+    let sampling =
+        Sidecar::start_traced(&format!("http://{api_addr}"), "", settings(1.0, None)).await;
+    let mut head = String::from("GET /items HTTP/1.0\r\n");
+    for n in 0..100 {
+        head.push_str(&format!("x-filler-{n}: {n}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = tokio::net::TcpStream::connect(sampling.proxy)
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+        .await
+        .unwrap();
+    let answer = testkit::http::read_response(&mut stream).await.unwrap();
+    let status = answer.lines().next().unwrap_or_default();
+    assert!(status.ends_with(" 200 OK"), "{answer}");
 }
