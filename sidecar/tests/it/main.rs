@@ -19,3 +19,4 @@ mod smuggling;
 mod stub;
 mod support;
 mod tracing;
+mod tracing_api;
