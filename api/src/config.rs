@@ -59,6 +59,10 @@ pub struct Config {
     /// After SIGTERM/SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "API_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Sampling and OTLP span export (`OTEL_*` fallbacks).
+    #[command(flatten)]
+    pub tracing: traces::TracingArgs,
 }
 
 /// The URL may carry a password, so `Debug` leaves it out.
@@ -75,6 +79,7 @@ impl fmt::Debug for Config {
             .field("ready_timeout", &self.ready_timeout)
             .field("startup_timeout", &self.startup_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("tracing", &self.tracing)
             .finish()
     }
 }

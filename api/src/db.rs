@@ -13,7 +13,11 @@
 
 mod lease;
 
-use std::{future::Future, str::FromStr, time::Duration};
+use std::{
+    future::Future,
+    str::FromStr,
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -21,12 +25,15 @@ use tokio::time::Instant;
 use tokio_postgres::{NoTls, Row, error::SqlState};
 use tracing::instrument;
 
+use traces::SpanSink;
+
 use self::lease::Lease;
 
 use crate::{
     config::Config,
     item::{Item, NewItem},
     metrics::{DbMetrics, Operation},
+    trace,
 };
 
 /// Why a database call failed.
@@ -166,6 +173,8 @@ pub struct Db {
     statement_timeout: Duration,
     /// How long sending a cancel request may take.
     cancel_timeout: Duration,
+    /// Where statement spans go.
+    spans: SpanSink,
 }
 
 const INSERT: &str = "INSERT INTO items (nom, prix) VALUES ($1, $2) RETURNING id, nom, prix";
@@ -183,7 +192,13 @@ impl Db {
             metrics,
             statement_timeout: config.statement_timeout,
             cancel_timeout: config.connect_timeout,
+            spans: SpanSink::disabled(),
         }
+    }
+
+    /// Records a span per statement of a sampled request into `spans`.
+    pub fn with_spans(self, spans: SpanSink) -> Db {
+        Db { spans, ..self }
     }
 
     /// Inserts an item and returns it with its new id.
@@ -298,10 +313,22 @@ impl Db {
         client: &Lease,
         statement: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, DbError> {
+        let traced = trace::current().map(|parent| (parent, SystemTime::now()));
         let start = Instant::now();
         client.started();
         let result = tokio::time::timeout(self.statement_timeout, statement).await;
-        self.metrics.observe_query(operation, start.elapsed());
+        let elapsed = start.elapsed();
+        self.metrics.observe_query(
+            operation,
+            elapsed,
+            traced.map(|(parent, _)| parent.trace_id),
+        );
+        if let Some((parent, wall)) = traced {
+            let failed = !matches!(result, Ok(Ok(_)));
+            (self.spans).record(trace::statement_span(
+                parent, operation, wall, elapsed, failed,
+            ));
+        }
         let result = result.map_err(|_| DbError::TimedOut(self.statement_timeout))?;
         client.finished();
         result.map_err(|source| DbError::Query { operation, source })

@@ -9,6 +9,7 @@
 //! - [`db`]: the pool and one timed method per statement; [`schema`]: start-up schema setup.
 //! - [`error`]: every failure and its JSON response; [`json`]: JSON responses;
 //!   [`request_body`]: request bodies read under the size limit.
+//! - [`trace`]: W3C trace context in, spans per request and statement, trace ids in logs.
 //! - [`metrics`]: the metric families (see `docs/metrics.md`, API part) and their exposition.
 //! - [`openapi`]: the OpenAPI 3 document served at `/openapi.json`.
 
@@ -26,6 +27,7 @@ pub mod request_body;
 pub mod routes;
 pub mod schema;
 pub mod state;
+pub mod trace;
 
 use std::{future::Future, pin::pin, sync::Arc};
 
@@ -37,10 +39,11 @@ use tracing::info;
 pub use config::Config;
 pub use routes::App;
 
-/// Most header fields a request may carry: hyper's 100, plus the three a proxy in front adds
-/// (the sidecar accepts 100 and adds `x-forwarded-for`, `x-forwarded-proto`, and `Host` for an
-/// HTTP/1.0 request without one), so whatever the sidecar accepts, the api accepts too.
-pub const MAX_HEADERS: usize = 103;
+/// Most header fields a request may carry: hyper's 100, plus the four a proxy in front adds
+/// (the sidecar accepts 100 and adds `x-forwarded-for`, `x-forwarded-proto`, `Host` for an
+/// HTTP/1.0 request without one, and `traceparent` when it starts a sampled trace), so whatever
+/// the sidecar accepts, the api accepts too.
+pub const MAX_HEADERS: usize = 104;
 
 /// Serves the api on `listener` until `shutdown` completes, then drains in-flight requests for
 /// at most `config.shutdown_grace` and closes the database pool.
@@ -56,10 +59,15 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let mut shutdown = pin!(shutdown);
+    let tracing = config
+        .tracing
+        .settings("api")
+        .context("reading the tracing flags")?;
     let pool = db::pool(&config)?;
     let mut registry = Registry::default();
     let metrics = metrics::Metrics::register(&mut registry, &pool);
-    let db = db::Db::new(pool, metrics.db.clone(), &config);
+    let spans = traces::SpanSink::start(tracing.export, &mut registry);
+    let db = db::Db::new(pool, metrics.db.clone(), &config).with_spans(spans.clone());
 
     tokio::select! {
         applied = schema::apply(&db, config.startup_timeout) => applied.with_context(|| format!("starting the api on the database at {}", db::target(&config.database_url)))?,
@@ -79,6 +87,7 @@ pub async fn run(
         items: metrics.items,
         registry: Arc::new(registry),
         ready_timeout: config.ready_timeout,
+        tracing: trace::Tracing::new(tracing.sampler, spans),
     });
     serve::serve(
         listener,

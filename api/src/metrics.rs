@@ -15,7 +15,8 @@ use prometheus_client::{
         DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
     },
     metrics::{
-        counter::Counter, family::Family, gauge::ConstGauge, gauge::Gauge, histogram::Histogram,
+        counter::Counter, exemplar::HistogramWithExemplars, family::Family, gauge::ConstGauge,
+        gauge::Gauge, histogram::Histogram,
     },
     registry::Registry,
 };
@@ -93,6 +94,15 @@ struct OperationLabels {
     operation: Operation,
 }
 
+/// A `db_query_duration_seconds` exemplar's labels: the sampled request's trace.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TraceLabels {
+    trace_id: String,
+}
+
+/// A query histogram: a sampled request's statement is its bucket's exemplar.
+type QueryHistogram = HistogramWithExemplars<TraceLabels>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
@@ -114,17 +124,27 @@ pub struct ItemMetrics {
 /// Database timings and pool events. Cheap to clone: every field is a shared handle.
 #[derive(Clone, Debug)]
 pub struct DbMetrics {
-    query_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    query_duration: Family<OperationLabels, QueryHistogram, fn() -> QueryHistogram>,
     pool_wait: Histogram,
     pool_timeouts: Counter,
 }
 
 impl DbMetrics {
-    /// Records one statement round trip.
-    pub fn observe_query(&self, operation: Operation, elapsed: Duration) {
+    /// Records one statement round trip; with the request's trace id when it is sampled,
+    /// which becomes the bucket's exemplar.
+    pub fn observe_query(
+        &self,
+        operation: Operation,
+        elapsed: Duration,
+        trace: Option<traces::TraceId>,
+    ) {
+        let exemplar = trace.map(|id| TraceLabels {
+            trace_id: id.to_string(),
+        });
+        let at = exemplar.as_ref().map(|_| std::time::SystemTime::now());
         self.query_duration
             .get_or_create(&OperationLabels { operation })
-            .observe(elapsed.as_secs_f64());
+            .observe(elapsed.as_secs_f64(), exemplar, at);
     }
 
     /// Records the time spent waiting for a pooled connection.
@@ -166,7 +186,9 @@ impl Metrics {
         registry.register("items_deleted", "Items deleted", items.deleted.clone());
 
         let db = DbMetrics {
-            query_duration: Family::new_with_constructor(|| Histogram::new(QUERY_BUCKETS)),
+            query_duration: Family::new_with_constructor(|| {
+                HistogramWithExemplars::new(QUERY_BUCKETS.into_iter())
+            }),
             pool_wait: Histogram::new(POOL_WAIT_BUCKETS),
             pool_timeouts: Counter::default(),
         };

@@ -4,7 +4,7 @@
 //! [`ROUTES`] is the route table; a test checks that `openapi.json` describes exactly these
 //! paths and methods.
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, task::Poll};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, task::Poll, time::SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
@@ -20,6 +20,7 @@ use crate::{
     openapi,
     request_body::BoxError,
     state::State,
+    trace::{RequestSpan, Tracing},
 };
 
 /// One path template and the methods it answers.
@@ -162,13 +163,38 @@ where
             .extensions()
             .get::<serve::Peer>()
             .map(|p| p.connection_id);
-        let span = info_span!("request", method = %req.method(), path = %req.uri().path(), connection, status = field::Empty);
+        let incoming = self.state.tracing.begin(req.headers());
+        // The trace id is a field of the request's span, so every log line inside carries it.
+        let span = info_span!("request", method = %req.method(), path = %req.uri().path(), connection, status = field::Empty, trace_id = field::Empty);
+        if let Some(trace_id) = incoming.log_id {
+            span.record("trace_id", field::display(trace_id));
+        }
         Box::pin(
             async move {
                 let start = Instant::now();
-                let response = app.handle(req).await;
+                let Some(context) = incoming.span else {
+                    let response = app.handle(req).await;
+                    tracing::Span::current().record("status", response.status().as_u16());
+                    debug!(elapsed = ?start.elapsed(), "request done");
+                    return Ok(response);
+                };
+                let wall = SystemTime::now();
+                let method = req.method().to_string();
+                let route = route(req.uri().path()).map(|(route, _)| route.template);
+                let response = Tracing::scope(context, app.handle(req)).await;
+                let elapsed = start.elapsed();
                 tracing::Span::current().record("status", response.status().as_u16());
-                debug!(elapsed = ?start.elapsed(), "request done");
+                debug!(?elapsed, "request done");
+                app.state.tracing.request_span(
+                    context,
+                    RequestSpan {
+                        method,
+                        route,
+                        status: response.status(),
+                        start: wall,
+                        elapsed,
+                    },
+                );
                 Ok(response)
             }
             .instrument(span),

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
 
-use crate::{db::Db, metrics::ItemMetrics};
+use crate::{db::Db, metrics::ItemMetrics, trace::Tracing};
 
 /// What a request needs; shared by every connection.
 #[derive(Debug)]
@@ -19,4 +19,6 @@ pub struct State {
     pub registry: Arc<Registry>,
     /// How long `/readyz` waits for the database.
     pub ready_timeout: Duration,
+    /// Sampling and span export.
+    pub tracing: Tracing,
 }

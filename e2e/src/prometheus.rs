@@ -89,6 +89,8 @@ impl PrometheusServer {
             format!("--config.file={}", config.display()),
             format!("--storage.tsdb.path={}", data.display()),
             format!("--web.listen-address={addr}"),
+            // As every Prometheus redside starts: exemplars from OpenMetrics scrapes are kept.
+            "--enable-feature=exemplar-storage".to_owned(),
             "--log.level=warn".to_owned(),
         ];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -150,6 +152,38 @@ impl PrometheusServer {
             ))
             .await?;
         Ok(data["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The `trace_id`s of the exemplars stored for series matching `selector` over the last
+    /// `seconds` (`/api/v1/query_exemplars`), each with its series' labels.
+    ///
+    /// # Errors
+    /// On a failed request or a query error.
+    pub async fn exemplar_trace_ids(
+        &self,
+        selector: &str,
+        seconds: u64,
+    ) -> anyhow::Result<Vec<(Value, String)>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let q: String = form_urlencoded::byte_serialize(selector.as_bytes()).collect();
+        let start = now.saturating_sub(seconds);
+        let data = self
+            .api(&format!(
+                "/api/v1/query_exemplars?query={q}&start={start}&end={}",
+                now + 1
+            ))
+            .await?;
+        let mut out = Vec::new();
+        for series in data.as_array().into_iter().flatten() {
+            for exemplar in series["exemplars"].as_array().into_iter().flatten() {
+                if let Some(id) = exemplar["labels"]["trace_id"].as_str() {
+                    out.push((series["seriesLabels"].clone(), id.to_owned()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Values of `label` on series matching `selector`.

@@ -25,6 +25,7 @@ fn compose_services_have_healthchecks_ordered_start_and_pinned_images() {
         "sidecar",
         "prometheus",
         "alertmanager",
+        "jaeger",
         "grafana",
     ]
     .into_iter()

@@ -117,6 +117,46 @@ async fn grpc_calls_to_the_rest_api(stack: &Stack, n: usize) -> anyhow::Result<u
     Ok(unavailable)
 }
 
+/// A request with a known, sampled `traceparent` through the sidecar: Prometheus (scraping
+/// OpenMetrics, exemplar storage on) returns its trace id from `/api/v1/query_exemplars` on the
+/// sidecar's `http_request_duration_seconds` and, as the api continued the trace, on the api's
+/// `db_query_duration_seconds`.
+async fn exemplars_reach_prometheus(stack: &Stack, prom: &PrometheusServer) -> anyhow::Result<()> {
+    const TRACE: &str = "5eed0000000000000000000000e2e014";
+    let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    let response = testkit::http::send_with_headers(
+        http::Method::GET,
+        &format!("{}/items", stack.proxy_url),
+        None,
+        &[("traceparent", &traceparent)],
+    )
+    .await?;
+    assert_eq!(response.status, 200, "{}", response.text());
+    for (selector, label) in [
+        (
+            r#"http_request_duration_seconds_bucket{handler="/items",method="GET"}"#,
+            "handler",
+        ),
+        (
+            r#"db_query_duration_seconds_bucket{operation="list"}"#,
+            "operation",
+        ),
+    ] {
+        let found = poll(
+            &format!("the trace's exemplar on {selector}"),
+            Duration::from_secs(30),
+            || async {
+                let ids = prom.exemplar_trace_ids(selector, 600).await?;
+                Ok(ids.into_iter().find(|(_, id)| id == TRACE))
+            },
+        )
+        .await
+        .with_context(|| format!("Prometheus log:\n{}", prom.log()))?;
+        assert!(found.0[label].is_string(), "{found:?}");
+    }
+    Ok(())
+}
+
 async fn sidecar_get_all_fail(stack: &Stack, n: usize) -> anyhow::Result<usize> {
     let mut fivexx = 0;
     for i in 0..n {
@@ -249,6 +289,9 @@ async fn the_stack_under_traffic_feeds_every_query_and_the_alerts_fire() -> anyh
     stack.restart_api().await?;
     let second = stack.traffic(400, 40).await?;
     eprintln!("traffic: {first}traffic: {second}");
+
+    // --- a traced request: its trace id reaches Prometheus' exemplar storage ----------------
+    exemplars_reach_prometheus(&stack, &prom).await?;
 
     // --- the exported set, from real scrapes of both processes -------------------------------
     let api = stack.scrape_api().await?;

@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use tracing::warn;
 
-use crate::{config::Upstream, reload::Reloader, routes::Routes};
+use crate::{config::Upstream, metrics::Exemplars, reload::Reloader, routes::Routes};
 
 /// The admin service; clones share its state.
 #[derive(Clone, Debug)]
@@ -33,11 +33,20 @@ struct Inner {
     routes: Routes,
     reloader: Reloader,
     upstream: Upstream,
+    /// The RED duration exemplars, added to OpenMetrics answers.
+    exemplars: Option<Exemplars>,
 }
 
 impl Admin {
-    /// Serves `registry`, `routes` and `reloader`; `/readyz` checks `upstream`.
-    pub fn new(registry: Registry, routes: Routes, reloader: Reloader, upstream: Upstream) -> Self {
+    /// Serves `registry` (with `exemplars` in OpenMetrics answers), `routes` and `reloader`;
+    /// `/readyz` checks `upstream`.
+    pub fn new(
+        registry: Registry,
+        exemplars: Option<Exemplars>,
+        routes: Routes,
+        reloader: Reloader,
+        upstream: Upstream,
+    ) -> Self {
         let scrapes = tokio::sync::watch::Sender::new(0);
         Self(Arc::new(Inner {
             registry,
@@ -45,6 +54,7 @@ impl Admin {
             routes,
             reloader,
             upstream,
+            exemplars,
         }))
     }
 
@@ -113,7 +123,10 @@ impl Inner {
         // has drained, and that scrape must be encoded after the drain, so it has every count.
         self.scrapes.send_modify(|n| *n += 1);
         let body = match exposition::encode(&self.registry, format) {
-            Ok(body) => body,
+            Ok(body) => match (&self.exemplars, format) {
+                (Some(exemplars), Format::OpenMetrics) => exemplars.annotate(body),
+                _ => body,
+            },
             Err(error) => {
                 warn!(%error, "encoding metrics failed");
                 return text(

@@ -9,7 +9,8 @@
 //! - [`stack`]: builds the per-request service stack: RED → gRPC → plugins → limit → proxy.
 //! - [`grpc`]: gRPC calls' families (go-grpc-prometheus names) and gRPC-shaped errors.
 //! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`]
-//!   (one shard per worker, added up at scrape time).
+//!   (one shard per worker, added up at scrape time); [`trace`]: `traceparent`, the sidecar's
+//!   span and its export.
 //! - [`routes`]: the swappable route table (path → template or `none`), [`routes::MatchedRoute`].
 //! - [`limit`]: the concurrency limit (503 `overloaded`).
 //! - [`proxy`]: header rewriting and the upstream leg: HTTP/1.1 spoken over each worker's pool
@@ -37,6 +38,7 @@ pub mod red;
 pub mod reload;
 pub mod routes;
 pub mod stack;
+pub mod trace;
 pub mod wasm;
 pub mod workers;
 
@@ -112,7 +114,13 @@ pub async fn run(
         routes.clone(),
         plugins,
     );
-    let admin = Admin::new(registry, routes, reloader.clone(), config.upstream.clone());
+    let admin = Admin::new(
+        registry,
+        Some(stack.exemplars()),
+        routes,
+        reloader.clone(),
+        config.upstream.clone(),
+    );
     let mut scrapes = admin.scrapes();
 
     // Background tasks, aborted when the sidecar stops.
@@ -138,7 +146,7 @@ pub async fn run(
     let serve_limits = serve::Limits {
         header_read_timeout: limits.header_read_timeout,
         max_header_bytes: limits.max_request_header_bytes,
-        // hyper's 100 header fields, parsed on the stack; the api accepts the two or three
+        // hyper's 100 header fields, parsed on the stack; the api accepts the two to four
         // the proxy adds on top (`api::MAX_HEADERS`).
         max_headers: None,
         http2: config.file.protocols.server_http2(),

@@ -20,6 +20,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     #[command(flatten)]
     cli: sidecar::Cli,
+    #[command(flatten)]
+    tracing: traces::TracingArgs,
     /// Load and validate the configuration (flags, TOML file, route templates; every plugin
     /// compiled and started once), print a one-line summary and exit without listening:
     /// status 0 when it is valid, 1 with the error otherwise.
@@ -35,13 +37,20 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let Args { cli, check_config } = Args::parse();
+    let Args {
+        cli,
+        tracing,
+        check_config,
+    } = Args::parse();
     if check_config {
         // A dry run for deployment checks: the summary on stdout, an error exits 1 via main.
         println!("{}", cli.check_config()?);
         return Ok(());
     }
-    let config = sidecar::Config::load(&cli)?;
+    let mut config = sidecar::Config::load(&cli)?;
+    config.tracing = tracing
+        .settings("sidecar")
+        .context("reading the tracing flags")?;
     let proxy = TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("binding the proxy listener {}", cli.listen))?;

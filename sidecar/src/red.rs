@@ -5,6 +5,9 @@
 //! For a gRPC call the recorded status is the HTTP equivalent of its `grpc-status`
 //! ([`crate::grpc`]), so error ratios count calls that failed under HTTP 200.
 //!
+//! It also starts the sidecar's part of a trace ([`crate::trace`]): the `traceparent` sent
+//! upstream, the span recorded when the request ends, the exemplar of a sampled request.
+//!
 //! Measurement ends in exactly one place, [`Recording`]'s drop: at the end of the response body,
 //! or when the body or the response future is dropped early (the client went away). So
 //! `http_requests_inprogress` goes down exactly once per request.
@@ -31,6 +34,7 @@ use crate::{
     metrics::{self, Metrics, Outcome, Started, WorkerMetrics, method_label},
     proxy::BodyIdleTimeout,
     routes::{MatchedRoute, Routes},
+    trace::{Ending, Traced, Tracing},
 };
 
 /// Wraps a service in [`Red`].
@@ -38,12 +42,17 @@ use crate::{
 pub struct RedLayer {
     metrics: Metrics,
     routes: Routes,
+    tracing: Tracing,
 }
 
 impl RedLayer {
-    /// Records into `metrics`, labelling with `routes`.
-    pub fn new(metrics: Metrics, routes: Routes) -> Self {
-        Self { metrics, routes }
+    /// Records into `metrics`, labelling with `routes`, tracing with `tracing`.
+    pub fn new(metrics: Metrics, routes: Routes, tracing: Tracing) -> Self {
+        Self {
+            metrics,
+            routes,
+            tracing,
+        }
     }
 }
 
@@ -56,6 +65,7 @@ impl<S> Layer<S> for RedLayer {
             worker: Arc::new(RedWorker {
                 metrics: self.metrics.worker(),
                 routes: self.routes.clone(),
+                tracing: self.tracing.clone(),
             }),
         }
     }
@@ -74,6 +84,7 @@ pub struct Red<S> {
 struct RedWorker {
     metrics: WorkerMetrics,
     routes: Routes,
+    tracing: Tracing,
 }
 
 impl<S> Service<Request<Incoming>> for Red<S>
@@ -88,9 +99,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Incoming>) -> Self::Future {
         let started = Instant::now();
         let worker = &*self.worker;
+        let trace = (worker.tracing.begin(request.headers_mut()))
+            .map(|traced| Box::new((worker.tracing.clone(), traced)));
         let method = method_label(request.method());
         let (series, templated) = worker.routes.lookup(request.uri().path(), |lookup| {
             if lookup.overflow {
@@ -119,9 +132,11 @@ where
                 body_error: None,
                 elapsed: Default::default(),
                 response_bytes: 0,
+                trace: None,
             }),
             started,
             grpc: None,
+            trace,
         };
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(route);
@@ -178,6 +193,9 @@ struct Recording {
     started: Instant,
     /// A gRPC call's status: its HTTP equivalent is the recorded status (the wire says 200).
     grpc: Option<CallStatus>,
+    /// A sampled request's span; boxed so that unsampled requests carry one pointer, not the
+    /// span's ids and clock.
+    trace: Option<Box<(Tracing, Traced)>>,
 }
 
 impl Recording {
@@ -188,6 +206,23 @@ impl Recording {
             // code yet means the client went away before the call ended.
             if let Some(grpc) = self.grpc.as_ref().filter(|grpc| grpc.is_grpc()) {
                 outcome.status = Some(grpc.code().unwrap_or(Code::CANCELLED).http_status());
+            }
+            if let Some((tracing, traced)) = self.trace.as_deref() {
+                outcome.trace = Some(traced.context.trace_id);
+                let error_type = match outcome.error {
+                    Some(error) if error.is_upstream() => Some(error.error_type()),
+                    _ => outcome.body_error,
+                };
+                tracing.end(
+                    traced,
+                    &Ending {
+                        route: self.series.handler(),
+                        method: self.series.method(),
+                        status: outcome.status,
+                        error_type,
+                        elapsed: outcome.elapsed,
+                    },
+                );
             }
             self.metrics.finish(&self.series, outcome);
         }

@@ -14,24 +14,27 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use prometheus_client::registry::Registry;
 use tower::{Service, ServiceBuilder};
+use traces::SpanSink;
 
 use crate::{
     config::{Config, LimitsConfig, Upstream, UpstreamProtocol},
     grpc::{GrpcLayer, metrics::GrpcMetrics},
     limit::LimitLayer,
-    metrics::Metrics,
+    metrics::{Exemplars, Metrics},
     proxy::{Pool, Proxy, Tunnels},
     red::{RedBody, RedLayer},
     routes::Routes,
+    trace::Tracing,
     wasm::{PluginLayer, PluginSet},
 };
 
-/// What every proxy worker's stack shares: the metrics, the route table, the concurrency limit
-/// and the plugins. Each worker adds its own upstream connection pool (see [`crate::workers`]).
+/// What every proxy worker's stack shares: the metrics, the route table, tracing, the
+/// concurrency limit and the plugins. Each worker adds its own upstream connection pool (see [`crate::workers`]).
 #[derive(Clone, Debug)]
 pub struct Stack {
     red: RedLayer,
     grpc: GrpcLayer,
+    exemplars: Exemplars,
     limit: LimitLayer,
     plugins: PluginSet,
     upstream: Upstream,
@@ -50,8 +53,10 @@ impl Stack {
     ) -> Self {
         let metrics = Metrics::register(registry, &config.file.metrics);
         let grpc = GrpcMetrics::register(registry, config.file.metrics.max_handlers);
+        let sink = SpanSink::start(config.tracing.export.clone(), registry);
         Self {
-            red: RedLayer::new(metrics, routes),
+            exemplars: metrics.exemplars(),
+            red: RedLayer::new(metrics, routes, Tracing::new(config.tracing.sampler, sink)),
             grpc: GrpcLayer::new(grpc),
             limit: LimitLayer::new(config.file.limits.max_concurrent_requests),
             plugins,
@@ -65,6 +70,11 @@ impl Stack {
     /// Upgraded connections, which shutdown waits for.
     pub fn tunnels(&self) -> &Tunnels {
         &self.tunnels
+    }
+
+    /// The duration exemplars, for `/metrics`.
+    pub fn exemplars(&self) -> Exemplars {
+        self.exemplars.clone()
     }
 
     /// The service stack over a new upstream connection pool. Call it inside the worker's

@@ -36,7 +36,23 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
 /// # Errors
 /// On connection or protocol errors.
 pub async fn send(method: Method, url: &str, json: Option<&str>) -> anyhow::Result<Response> {
+    send_with_headers(method, url, json, &[]).await
+}
+
+/// [`send`] with extra request headers (`traceparent`, ...).
+///
+/// # Errors
+/// On connection or protocol errors.
+pub async fn send_with_headers(
+    method: Method,
+    url: &str,
+    json: Option<&str>,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Response> {
     let mut req = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
     if json.is_some() {
         req = req.header("content-type", "application/json");
     }

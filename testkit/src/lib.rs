@@ -7,8 +7,12 @@
 //! - [`http`]: a tiny HTTP/1 client for tests (keep-alive pool from hyper-util), and a raw one
 //!   that writes a whole request before reading, as Python's clients do.
 //! - [`promtool`]: `promtool check metrics` over an exposition.
+//! - [`exemplars`]: exemplars read back from OpenMetrics text.
+//! - [`otlp`]: an OTLP/HTTP trace receiver decoding with the official protobuf definitions.
 
+pub mod exemplars;
 pub mod http;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod promtool;

@@ -13,3 +13,4 @@ mod metrics;
 mod openapi;
 mod outage_under_load;
 mod process;
+mod tracing;

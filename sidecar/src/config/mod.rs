@@ -53,6 +53,8 @@ pub struct Config {
     pub config_path: Option<PathBuf>,
     /// The file's contents (defaults when there is no file).
     pub file: FileConfig,
+    /// Sampling and span export (flags and `OTEL_*` variables; see `traces::TracingArgs`).
+    pub tracing: traces::Settings,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
             upstream: Upstream::parse(upstream)?,
             config_path: None,
             file: FileConfig::default(),
+            tracing: traces::Settings::default(),
         })
     }
 
@@ -82,6 +85,7 @@ impl Config {
             upstream,
             config_path: cli.config.clone(),
             file,
+            tracing: traces::Settings::default(),
         })
     }
 }

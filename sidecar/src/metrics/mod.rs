@@ -11,7 +11,10 @@
 //! (or `_OTHER`), status classes (or codes), and [`ProxyError`] types.
 
 mod collector;
+mod exemplars;
 mod shard;
+
+pub use exemplars::Exemplars;
 
 use std::{
     sync::{Arc, atomic::Ordering::Relaxed},
@@ -117,6 +120,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Response body bytes sent.
     pub response_bytes: u64,
+    /// The request's trace, when it is sampled: its duration becomes a bucket's exemplar.
+    pub trace: Option<traces::TraceId>,
 }
 
 impl Metrics {
@@ -181,6 +186,11 @@ impl Metrics {
         }
     }
 
+    /// The exemplars of every worker's shard, for `/metrics`.
+    pub fn exemplars(&self) -> Exemplars {
+        Exemplars(self.0.shards.clone())
+    }
+
     /// A handle for one proxy worker, with a shard of its own.
     pub fn worker(&self) -> WorkerMetrics {
         WorkerMetrics(Arc::new(Worker {
@@ -198,6 +208,11 @@ impl Started {
     /// The worker's copy of the `handler` label.
     pub fn handler(&self) -> &Arc<str> {
         &self.0.handler
+    }
+
+    /// The `method` label.
+    pub fn method(&self) -> &'static str {
+        self.0.method
     }
 
     /// Records the request body's size.
@@ -254,6 +269,9 @@ impl WorkerMetrics {
         if status != StatusCode::SWITCHING_PROTOCOLS {
             let seconds = outcome.elapsed.as_secs_f64();
             series.duration.observe(seconds);
+            if let Some(trace_id) = outcome.trace {
+                series.exemplars.record(seconds, trace_id);
+            }
             self.0.shard.highr.observe(seconds);
             series.response_size.observe(outcome.response_bytes as f64);
         }

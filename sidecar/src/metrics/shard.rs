@@ -8,6 +8,7 @@
 //! atomics no other core writes), and the [`RedCollector`] adds the shards up when `/metrics`
 //! is scraped, encoding through prometheus-client like every other family.
 
+use super::exemplars::{self, ExemplarCells};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -94,6 +95,8 @@ pub struct RouteSeries {
     pub duration: Cells,
     pub request_size: Cells,
     pub response_size: Cells,
+    /// Sampled requests' durations and trace ids, one per duration bucket.
+    pub exemplars: ExemplarCells,
 }
 
 /// Bucket bounds shared by every shard.
@@ -144,6 +147,7 @@ impl Shard {
             duration: Cells::new(&self.bounds.duration),
             request_size: Cells::new(&self.bounds.size),
             response_size: Cells::new(&self.bounds.size),
+            exemplars: ExemplarCells::new(&self.bounds.duration),
         });
         routes.entry(handler).or_default().push(series.clone());
         (series, true)
@@ -201,6 +205,21 @@ impl Shards {
             }
         }
         snapshot
+    }
+}
+
+impl Shards {
+    /// The duration buckets' exemplars over every shard, for series that have any.
+    pub fn exemplars(&self) -> exemplars::Merged {
+        let mut merged = exemplars::Merged::new();
+        for shard in lock(&self.list).iter() {
+            for series in lock(&shard.routes).values().flatten() {
+                let key = (series.handler.to_string(), series.method);
+                series.exemplars.merge_into(merged.entry(key).or_default());
+            }
+        }
+        merged.retain(|_, slots| slots.iter().any(Option::is_some));
+        merged
     }
 }
 

@@ -20,4 +20,6 @@ mod shutdown;
 mod smuggling;
 mod stub;
 mod support;
+mod tracing;
+mod tracing_api;
 mod websocket;

@@ -68,6 +68,21 @@ impl Sidecar {
     }
 
     pub async fn try_start(upstream: &str, file: &str) -> anyhow::Result<Sidecar> {
+        Self::try_start_traced(upstream, file, traces::Settings::default()).await
+    }
+
+    /// [`Sidecar::start`] with these tracing settings instead of the defaults.
+    pub async fn start_traced(upstream: &str, file: &str, tracing: traces::Settings) -> Sidecar {
+        Self::try_start_traced(upstream, file, tracing)
+            .await
+            .unwrap()
+    }
+
+    async fn try_start_traced(
+        upstream: &str,
+        file: &str,
+        tracing: traces::Settings,
+    ) -> anyhow::Result<Sidecar> {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("sidecar.toml");
         std::fs::write(&config_path, file).unwrap();
@@ -77,7 +92,8 @@ impl Sidecar {
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             config: Some(config_path.clone()),
         };
-        let config = Config::load(&cli)?;
+        let mut config = Config::load(&cli)?;
+        config.tracing = tracing;
         let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (proxy, admin) = (

@@ -1,0 +1,185 @@
+//! A real OTLP/HTTP trace receiver for tests: hyper on 127.0.0.1:0, every `POST /v1/traces`
+//! body decoded with the official protobuf definitions (`opentelemetry-proto`), the spans kept
+//! with their `service.name`. It can be slow, to show that a slow collector costs only spans.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::ExportTraceServiceRequest, common::v1::any_value, trace::v1::Span,
+};
+use prost::Message;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+/// One received span and the service that sent it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The resource's `service.name`.
+    pub service: String,
+    /// The span as decoded.
+    pub span: Span,
+}
+
+impl Received {
+    /// The trace id as hex.
+    pub fn trace_id(&self) -> String {
+        hex(&self.span.trace_id)
+    }
+
+    /// The span id as hex.
+    pub fn span_id(&self) -> String {
+        hex(&self.span.span_id)
+    }
+
+    /// The parent span id as hex (empty for a root).
+    pub fn parent_id(&self) -> String {
+        hex(&self.span.parent_span_id)
+    }
+
+    /// A string or integer attribute, as text.
+    pub fn attribute(&self, key: &str) -> Option<String> {
+        let value = self.span.attributes.iter().find(|kv| kv.key == key)?;
+        match value.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.clone()),
+            any_value::Value::IntValue(n) => Some(n.to_string()),
+            other => Some(format!("{other:?}")),
+        }
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The receiver; stops when dropped.
+pub struct Receiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    spans: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Receiver {
+    /// A receiver that answers at once.
+    pub async fn start() -> Receiver {
+        Self::start_with_delay(Duration::ZERO).await
+    }
+
+    /// A receiver that waits `delay` before answering each export.
+    ///
+    /// # Panics
+    /// When it cannot bind 127.0.0.1:0.
+    pub async fn start_with_delay(delay: Duration) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let shared = spans.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let spans = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| receive(spans.clone(), delay, request));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver { addr, spans, task }
+    }
+
+    /// The traces endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/v1/traces", self.addr)
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Received> {
+        self.spans.lock().expect("not poisoned").clone()
+    }
+
+    /// Waits until `done` holds for the spans received, failing after `timeout` with them.
+    ///
+    /// # Panics
+    /// On timeout.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let spans = self.spans();
+            if done(&spans) {
+                return spans;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; spans received: {spans:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn receive(
+    spans: Arc<Mutex<Vec<Received>>>,
+    delay: Duration,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    tokio::time::sleep(delay).await;
+    let is_traces = request.uri().path() == "/v1/traces"
+        && request
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/x-protobuf");
+    let body = request.into_body().collect().await.map(|b| b.to_bytes());
+    let decoded = match (is_traces, body) {
+        (true, Ok(body)) => ExportTraceServiceRequest::decode(body).ok(),
+        _ => None,
+    };
+    let Some(decoded) = decoded else {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"bad export")));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return Ok(response);
+    };
+    let mut received = spans.lock().expect("not poisoned");
+    for resource_spans in decoded.resource_spans {
+        let service = (resource_spans.resource.iter())
+            .flat_map(|r| &r.attributes)
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            received.extend(scope.spans.into_iter().map(|span| Received {
+                service: service.clone(),
+                span,
+            }));
+        }
+    }
+    Ok(Response::new(Full::new(Bytes::new())))
+}

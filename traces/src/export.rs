@@ -1,0 +1,191 @@
+//! OTLP/HTTP (protobuf) span export, off the request path.
+//!
+//! A finished span goes into a bounded queue with a non-blocking `try_send`; one background
+//! task takes spans out in batches (up to [`MAX_BATCH`], or what arrived within the batch
+//! interval) and POSTs them to the collector's `/v1/traces`. A full queue, a dead or a slow
+//! collector cost only the spans dropped, each counted in `otlp_spans_dropped_total`.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{Request, Uri, header};
+use http_body_util::Full;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+use prost::Message;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::span::{Span, export_request};
+
+/// Most spans in one export request.
+pub const MAX_BATCH: usize = 512;
+/// Spans waiting for export; past this, new spans are dropped.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// Where and how spans are exported.
+#[derive(Clone, Debug)]
+pub struct Export {
+    /// The traces endpoint, `http://host:port/v1/traces`.
+    pub endpoint: Uri,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// How long a batch waits to fill before it is sent.
+    pub interval: Duration,
+    /// How long one export may take before its spans count as dropped.
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+/// `otlp_spans_exported_total` and `otlp_spans_dropped_total{reason}`.
+#[derive(Clone, Debug)]
+struct ExportMetrics {
+    exported: Counter,
+    dropped: Family<Reason, Counter>,
+}
+
+impl ExportMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            exported: Counter::default(),
+            dropped: Family::default(),
+        };
+        for reason in [QUEUE_FULL, EXPORT_FAILED] {
+            let _ = metrics.dropped.get_or_create(&Reason { reason });
+        }
+        registry.register(
+            "otlp_spans_exported",
+            "Spans the OTLP collector accepted",
+            metrics.exported.clone(),
+        );
+        registry.register(
+            "otlp_spans_dropped",
+            "Spans not exported: the queue was full, or the collector failed or was too slow",
+            metrics.dropped.clone(),
+        );
+        metrics
+    }
+
+    fn drop_spans(&self, reason: &'static str, count: usize) {
+        self.dropped
+            .get_or_create(&Reason { reason })
+            .inc_by(count as u64);
+    }
+}
+
+const QUEUE_FULL: &str = "queue_full";
+const EXPORT_FAILED: &str = "export_failed";
+
+/// Where finished spans go. Cheap to clone; a disabled sink does nothing.
+#[derive(Clone, Debug)]
+pub struct SpanSink(Option<Arc<Queue>>);
+
+#[derive(Debug)]
+struct Queue {
+    sender: mpsc::Sender<Span>,
+    metrics: ExportMetrics,
+}
+
+impl SpanSink {
+    /// Registers the export counters into `registry` and, when `export` is set, starts the
+    /// export task on the current tokio runtime.
+    pub fn start(export: Option<Export>, registry: &mut Registry) -> Self {
+        let metrics = ExportMetrics::register(registry);
+        let Some(export) = export else {
+            return Self(None);
+        };
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        info!(endpoint = %export.endpoint, service = %export.service_name, "exporting spans over OTLP/HTTP");
+        tokio::spawn(run(export, receiver, metrics.clone()));
+        Self(Some(Arc::new(Queue { sender, metrics })))
+    }
+
+    /// A sink that exports nothing and counts nothing.
+    pub fn disabled() -> Self {
+        Self(None)
+    }
+
+    /// Whether spans are exported.
+    pub fn is_enabled(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Queues a finished span; never waits. A full queue drops it, counted.
+    pub fn record(&self, span: Span) {
+        if let Some(queue) = &self.0
+            && queue.sender.try_send(span).is_err()
+        {
+            queue.metrics.drop_spans(QUEUE_FULL, 1);
+        }
+    }
+}
+
+async fn run(export: Export, mut receiver: mpsc::Receiver<Span>, metrics: ExportMetrics) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut failing = false;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return; // every sink is gone
+        }
+        let deadline = tokio::time::Instant::now() + export.interval;
+        while batch.len() < MAX_BATCH {
+            let room = MAX_BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let count = batch.len();
+        let body = export_request(&export.service_name, std::mem::take(&mut batch)).encode_to_vec();
+        match send(&client, &export, body).await {
+            Ok(()) => {
+                metrics.exported.inc_by(count as u64);
+                if failing {
+                    info!(endpoint = %export.endpoint, "span export works again");
+                    failing = false;
+                }
+            }
+            Err(error) => {
+                metrics.drop_spans(EXPORT_FAILED, count);
+                // Logged when it starts failing, not once per batch.
+                if !failing {
+                    warn!(endpoint = %export.endpoint, %error, dropped = count, "span export failed; dropping spans until it works");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    export: &Export,
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let request = Request::post(export.endpoint.clone())
+        .header(header::CONTENT_TYPE, "application/x-protobuf")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(export.timeout, client.request(request))
+        .await
+        .map_err(|_| format!("no answer within {:?}", export.timeout))?
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("status {}", response.status()))
+    }
+}
