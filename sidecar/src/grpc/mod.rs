@@ -17,6 +17,7 @@
 //!
 //! Other requests pass through untouched: one header lookup.
 
+mod call;
 pub mod messages;
 pub mod metrics;
 pub mod status;
@@ -25,26 +26,20 @@ use std::{
     convert::Infallible,
     future::Future,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicU8, AtomicU64, Ordering::Relaxed},
-    },
-    task::{Context, Poll, ready},
+    sync::{Arc, atomic::AtomicU64},
+    task::{Context, Poll},
     time::Duration,
 };
 
-use bytes::Bytes;
 use http::{HeaderMap, Request, Response, header::CONTENT_TYPE};
-use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
-use crate::{
-    body::{Body, BoxError},
-    error::ProxyError,
-};
+use crate::{body::Body, error::ProxyError};
+pub use call::CallStatus;
+use call::{Call, Counted};
 use messages::MessageCounter;
-use metrics::{CallSeries, GrpcMetrics};
+use metrics::GrpcMetrics;
 use status::Code;
 
 /// Wraps a service in [`Grpc`].
@@ -74,41 +69,6 @@ impl<S> Layer<S> for GrpcLayer {
 pub struct Grpc<S> {
     inner: S,
     metrics: GrpcMetrics,
-}
-
-/// A call's final gRPC status, for the RED layer: set when the response ends.
-#[derive(Clone, Debug, Default)]
-pub struct CallStatus(Arc<AtomicU8>);
-
-const UNSET: u8 = u8::MAX;
-/// Marks a code derived from the HTTP status of a response that carried none.
-const DERIVED: u8 = 0x80;
-
-impl CallStatus {
-    fn new() -> Self {
-        Self(Arc::new(AtomicU8::new(UNSET)))
-    }
-
-    fn set(&self, code: Code) {
-        self.0.store(code.0, Relaxed);
-    }
-
-    fn set_derived(&self, code: Code) {
-        self.0.store(code.0 | DERIVED, Relaxed);
-    }
-
-    /// The code, once the call has ended.
-    pub fn code(&self) -> Option<Code> {
-        Some(self.0.load(Relaxed))
-            .filter(|&c| c != UNSET)
-            .map(|c| Code(c & !DERIVED))
-    }
-
-    /// Whether the code is one a gRPC peer sent (or the sidecar made, or the client's hang-up),
-    /// rather than derived from a plain HTTP answer, whose own status then stands.
-    pub fn is_grpc(&self) -> bool {
-        self.0.load(Relaxed) & DERIVED == 0
-    }
 }
 
 /// Whether `headers` are a gRPC request's.
@@ -162,28 +122,6 @@ where
             inner: self.inner.call(request),
             call: Some((call, deadline)),
         }
-    }
-}
-
-/// One gRPC call in flight. Counted as handled when the last part of it goes: usually the
-/// response body at its end.
-struct Call {
-    metrics: GrpcMetrics,
-    series: CallSeries,
-    started: Instant,
-    received: AtomicU64,
-    sent: AtomicU64,
-    status: CallStatus,
-}
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        // A response that ended without a status (dropped by the client): cancelled.
-        let code = self.status.code().unwrap_or_else(|| {
-            self.status.set(Code::CANCELLED);
-            Code::CANCELLED
-        });
-        (self.metrics).finish(&self.series, code, self.started.elapsed());
     }
 }
 
@@ -255,68 +193,6 @@ fn respond(mut response: Response<Body>, call: Option<Arc<Call>>) -> Response<Bo
             incoming: false,
         })
     })
-}
-
-/// A call's request or response body: counts its messages; the response's trailers give the
-/// status.
-struct Counted {
-    inner: Body,
-    counter: MessageCounter,
-    call: Arc<Call>,
-    incoming: bool,
-}
-
-impl http_body::Body for Counted {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    let n = this.counter.feed(data);
-                    if n > 0 {
-                        let (series, total) = if this.incoming {
-                            (&this.call.series.received, &this.call.received)
-                        } else {
-                            (&this.call.series.sent, &this.call.sent)
-                        };
-                        series.inc_by(n);
-                        if total.fetch_add(n, Relaxed) + n > 1 {
-                            GrpcMetrics::learn_streaming(&this.call.series, this.incoming);
-                        }
-                    }
-                } else if let Some(trailers) = frame.trailers_ref()
-                    && !this.incoming
-                {
-                    this.call
-                        .status
-                        .set(Code::from_headers(trailers).unwrap_or(Code::UNKNOWN));
-                }
-            }
-            // The stream broke: the client sees the call fail as unavailable.
-            Some(Err(_)) if !this.incoming => this.call.status.set(Code::UNAVAILABLE),
-            // The response ended without trailers: no status, which clients read as unknown.
-            None if !this.incoming && this.call.status.code().is_none() => {
-                this.call.status.set(Code::UNKNOWN);
-            }
-            _ => {}
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// A `grpc-timeout` value: up to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).

@@ -19,6 +19,8 @@
 //! `Upgrade` (WebSocket) keeps its `Upgrade` and `Connection: upgrade`; if the upstream answers
 //! 101, the two connections are joined ([`tunnel`]).
 //!
+//! Which requests can be forwarded, and what happens to their header fields: [`headers`].
+//!
 //! Each worker forwards over its own [`pool::Pool`] of upstream connections, speaking HTTP/1.1
 //! itself ([`conn`], [`head`], [`framing`]: see `conn` for why not hyper's client there), or
 //! over one multiplexed HTTP/2 connection ([`h2`]) when `[protocols] upstream` says so. Over
@@ -31,10 +33,12 @@ mod conn;
 mod framing;
 mod h2;
 mod head;
+mod headers;
 mod pool;
 mod response_body;
 mod tunnel;
 
+pub use headers::strip_hop_by_hop;
 pub use pool::Pool;
 pub use response_body::BodyIdleTimeout;
 pub use tunnel::Tunnels;
@@ -43,9 +47,9 @@ use std::{convert::Infallible, net::IpAddr, sync::Arc, task::Poll, time::Duratio
 
 use futures_util::future::BoxFuture;
 use http::{
-    HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, Version,
+    HeaderValue, Request, Response, Uri, Version,
     header::HOST,
-    header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE},
+    header::{CONNECTION, TE, UPGRADE},
     uri::PathAndQuery,
 };
 use hyper_util::{
@@ -61,6 +65,7 @@ use crate::{
     error::ProxyError,
 };
 use conn::ExchangeError;
+use headers::{X_FORWARDED_FOR, X_FORWARDED_PROTO, forwardable, forwarded_for, upgrade_asked};
 use pool::SendError;
 
 /// The pooled client the OpenAPI loader and the reloader use.
@@ -256,36 +261,6 @@ impl tower::Service<Request<Body>> for Proxy {
     }
 }
 
-/// The protocol an HTTP/1.1 request asks to switch to (`Upgrade`, named in `Connection`).
-fn upgrade_asked<B>(request: &Request<B>) -> Option<HeaderValue> {
-    if request.version() != Version::HTTP_11 {
-        return None;
-    }
-    let protocol = request.headers().get(UPGRADE)?;
-    let named = (request.headers().get_all(CONNECTION).iter())
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    named.then(|| protocol.clone())
-}
-
-/// Whether `request` can be forwarded unambiguously.
-fn forwardable<B>(request: &Request<B>) -> Result<(), ProxyError> {
-    if request.method() == http::Method::CONNECT {
-        return Err(ProxyError::MethodNotAllowed);
-    }
-    let mut hosts = request.headers().get_all(HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => Err(ProxyError::InvalidRequest),
-        (None, None)
-            if request.version() == Version::HTTP_11 && request.uri().authority().is_none() =>
-        {
-            Err(ProxyError::InvalidRequest)
-        }
-        _ => Ok(()),
-    }
-}
-
 /// An armed deadline, disarmed when the request no longer waits on it.
 struct Armed(Arc<Deadline>);
 
@@ -391,89 +366,5 @@ impl Inner {
             warn!(upstream = %self.upstream, error_type = kind.error_type(), %error, cause, "upstream request failed");
         }
         kind
-    }
-}
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-
-/// The fixed hop-by-hop headers (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 6] = [
-    CONNECTION,
-    KEEP_ALIVE,
-    PROXY_CONNECTION,
-    TE,
-    TRANSFER_ENCODING,
-    UPGRADE,
-];
-
-/// Removes hop-by-hop headers: those named by `Connection`, then the fixed list.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names (cheap comparisons of standard
-    // headers) instead of seven hashed removals.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return;
-    }
-    if headers.contains_key(CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// `x-forwarded-for` with `ip` appended to what an earlier proxy put there.
-fn forwarded_for(previous: Option<&HeaderValue>, ip: IpAddr) -> HeaderValue {
-    use std::io::Write as _;
-    // Written straight into the buffer the header value then owns: one allocation.
-    let mut value = Vec::with_capacity(48);
-    if let Some(previous) = previous.and_then(|v| v.to_str().ok())
-        && !previous.trim().is_empty()
-    {
-        value.extend_from_slice(previous.as_bytes());
-        value.extend_from_slice(b", ");
-    }
-    let _ = write!(value, "{ip}");
-    // An address and the visible ASCII of a previous value: always a valid header value.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connection_named_and_fixed_hop_by_hop_headers_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONNECTION, HeaderValue::from_static("close, x-private"));
-        headers.insert("x-private", HeaderValue::from_static("1"));
-        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert("x-kept", HeaderValue::from_static("1"));
-        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn forwarded_for_is_appended() {
-        let first = forwarded_for(None, "10.0.0.1".parse().unwrap());
-        let second = forwarded_for(Some(&first), "10.0.0.2".parse().unwrap());
-        assert_eq!(second, "10.0.0.1, 10.0.0.2");
-        let blank = HeaderValue::from_static(" ");
-        assert_eq!(forwarded_for(Some(&blank), "::1".parse().unwrap()), "::1");
     }
 }

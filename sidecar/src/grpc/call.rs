@@ -1,0 +1,142 @@
+//! One gRPC call in flight: its status as the RED layer reads it ([`CallStatus`]), the call
+//! itself, counted as handled when its last part goes ([`Call`]), and its bodies, which count
+//! messages and read the status from the trailers ([`Counted`]).
+
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, AtomicU64, Ordering::Relaxed},
+    },
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::time::Instant;
+
+use super::{
+    messages::MessageCounter,
+    metrics::{CallSeries, GrpcMetrics},
+    status::Code,
+};
+use crate::body::{Body, BoxError};
+
+/// A call's final gRPC status, for the RED layer: set when the response ends.
+#[derive(Clone, Debug, Default)]
+pub struct CallStatus(Arc<AtomicU8>);
+
+const UNSET: u8 = u8::MAX;
+/// Marks a code derived from the HTTP status of a response that carried none.
+const DERIVED: u8 = 0x80;
+
+impl CallStatus {
+    pub(super) fn new() -> Self {
+        Self(Arc::new(AtomicU8::new(UNSET)))
+    }
+
+    pub(super) fn set(&self, code: Code) {
+        self.0.store(code.0, Relaxed);
+    }
+
+    pub(super) fn set_derived(&self, code: Code) {
+        self.0.store(code.0 | DERIVED, Relaxed);
+    }
+
+    /// The code, once the call has ended.
+    pub fn code(&self) -> Option<Code> {
+        Some(self.0.load(Relaxed))
+            .filter(|&c| c != UNSET)
+            .map(|c| Code(c & !DERIVED))
+    }
+
+    /// Whether the code is one a gRPC peer sent (or the sidecar made, or the client's hang-up),
+    /// rather than derived from a plain HTTP answer, whose own status then stands.
+    pub fn is_grpc(&self) -> bool {
+        self.0.load(Relaxed) & DERIVED == 0
+    }
+}
+
+/// One gRPC call in flight. Counted as handled when the last part of it goes: usually the
+/// response body at its end.
+pub(super) struct Call {
+    pub(super) metrics: GrpcMetrics,
+    pub(super) series: CallSeries,
+    pub(super) started: Instant,
+    pub(super) received: AtomicU64,
+    pub(super) sent: AtomicU64,
+    pub(super) status: CallStatus,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // A response that ended without a status (dropped by the client): cancelled.
+        let code = self.status.code().unwrap_or_else(|| {
+            self.status.set(Code::CANCELLED);
+            Code::CANCELLED
+        });
+        (self.metrics).finish(&self.series, code, self.started.elapsed());
+    }
+}
+
+/// A call's request or response body: counts its messages; the response's trailers give the
+/// status.
+pub(super) struct Counted {
+    pub(super) inner: Body,
+    pub(super) counter: MessageCounter,
+    pub(super) call: Arc<Call>,
+    pub(super) incoming: bool,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = this.counter.feed(data);
+                    if n > 0 {
+                        let (series, total) = if this.incoming {
+                            (&this.call.series.received, &this.call.received)
+                        } else {
+                            (&this.call.series.sent, &this.call.sent)
+                        };
+                        series.inc_by(n);
+                        if total.fetch_add(n, Relaxed) + n > 1 {
+                            GrpcMetrics::learn_streaming(&this.call.series, this.incoming);
+                        }
+                    }
+                } else if let Some(trailers) = frame.trailers_ref()
+                    && !this.incoming
+                {
+                    this.call
+                        .status
+                        .set(Code::from_headers(trailers).unwrap_or(Code::UNKNOWN));
+                }
+            }
+            // The stream broke: the client sees the call fail as unavailable.
+            Some(Err(_)) if !this.incoming => this.call.status.set(Code::UNAVAILABLE),
+            // The response ended without trailers: no status, which clients read as unknown.
+            None if !this.incoming && this.call.status.code().is_none() => {
+                this.call.status.set(Code::UNKNOWN);
+            }
+            _ => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
