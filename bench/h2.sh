@@ -80,6 +80,7 @@ http {
     uwsgi_temp_path $work/nginx/uwsgi;
     scgi_temp_path $work/nginx/scgi;
     http2_max_concurrent_streams 256;
+    keepalive_requests 10000000;   # the default 1,000 ends each HTTP/2 connection (GOAWAY) mid-run
     upstream bench_upstream {
         server 127.0.0.1:$upstream_port;
         keepalive 128;
