@@ -18,6 +18,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 connections="${BENCH_CONNECTIONS:-32}"
 threads="${BENCH_THREADS:-2}"
 duration="${BENCH_DURATION:-15}"
@@ -72,9 +73,6 @@ for _ in $(seq 100); do
 done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || die "the api is not ready: $(cat "$work/api.log")"
 "${psql[@]}" -d bench -c "INSERT INTO items (nom, prix) SELECT 'item ' || n, n / 100.0 FROM generate_series(1, $items) AS n" -c "VACUUM ANALYZE items"
-
-# wrk --latency prints "50%  1.23ms"; convert to milliseconds.
-wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else f = 1000; sub(/[a-z]+$/, "", v); printf "%.2f", v * f }'; }
 
 run_wrk() { # name lua-script [port] [label]
     local target="http://127.0.0.1:${3:-$port}"

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 clients="${BENCH_CLIENTS:-32}"
 streams="${BENCH_STREAMS:-10}"
 requests="${BENCH_REQUESTS:-200000}"
@@ -127,8 +128,6 @@ wait_h2 "$nginx_port" nginx
 wait_h2 "$haproxy_port" haproxy
 nginx_pids="$nginx_pid $(ps -o pid= --ppid "$nginx_pid" | tr '\n' ' ')"
 
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
-
 run() { # round target port pids
     local round=$1 target=$2 port=$3 procs=($4)
     local out="$work/$round-$target.h2load" log="$work/$round-$target.log"
@@ -147,8 +146,6 @@ run() { # round target port pids
     read -r p50 p99 < <(cut -f3 "$log" | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(NR * 0.5)] / 1000, v[int(NR * 0.99)] / 1000 }')
     echo "$target $rps $p50 $p99 $cpu" >>"$work/runs"
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/runs"

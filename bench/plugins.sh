@@ -21,6 +21,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 connections="${BENCH_CONNECTIONS:-32}"
 threads="${BENCH_THREADS:-2}"
 duration="${BENCH_DURATION:-5}"
@@ -75,8 +76,6 @@ name = "client-slo"
 path = "client-slo.wasm"
 configuration = '"'"'{"threshold_ms": 250}'"'"'
 '
-
-wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else f = 1000; sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'; }
 
 start_sidecar() { # binary config-text
     printf '%s' "$2" >"$work/sidecar.toml"

@@ -26,6 +26,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 connections="${BENCH_CONNECTIONS:-64}"
 threads="${BENCH_THREADS:-2}"
 duration="${BENCH_DURATION:-8}"
@@ -123,15 +124,6 @@ pids+=("$nginx_pid")
 wait_for "http://127.0.0.1:$nginx_port/hello" nginx
 nginx_pids="$nginx_pid $(ps -o pid= --ppid "$nginx_pid" | tr '\n' ' ')"
 
-# Busy CPU ticks of the whole machine (user, nice, system, irq, softirq).
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-
-# CPU ticks (user + system, all threads) of the processes in "$@".
-ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
-
-# wrk --latency prints "50%  1.23ms"; convert to milliseconds.
-wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else f = 1000; sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'; }
-
 run() { # round scenario target port pids [lua]
     local round=$1 scenario=$2 target=$3 port=$4 procs=($5) script=()
     [[ $# -ge 6 ]] && script=(-s "$root/bench/$6")
@@ -159,8 +151,6 @@ run() { # round scenario target port pids [lua]
     machine_cpu=$(per_request $((machine_after - machine_before)))
     echo "$scenario $target $rps $p50 $p99 $cpu $upstream_cpu $machine_cpu" >>"$work/runs"
 }
-
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/runs"

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/bench/lib.sh"
 connections="${BENCH_CONNECTIONS:-64}"
 threads="${BENCH_THREADS:-2}"
 duration="${BENCH_DURATION:-8}"
@@ -89,10 +90,6 @@ for mode in off 1pct 100pct; do
     wait_for "http://127.0.0.1:${port[$mode]}/hello" "sidecar ($mode)"
     echo "$mode admin 127.0.0.1:$admin" >>"$work/admins"
 done
-
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-wrk_ms() { awk -v p="$1" '$1 == p { v = $2; if (v ~ /us$/) f = 0.001; else if (v ~ /ms$/) f = 1; else f = 1000; sub(/[a-z]+$/, "", v); printf "%.3f", v * f }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/runs"
