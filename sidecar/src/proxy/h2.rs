@@ -14,7 +14,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, Uri, Version, header::HOST, uri::Authority};
+use http::{Request, Response, Uri, Version, header::HOST, uri::Authority};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::{body::Incoming, client::conn::http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -110,11 +110,6 @@ impl H2Leg {
         *slot = Some(sender.clone());
         Ok(sender)
     }
-}
-
-/// `te: trailers`, the one `TE` value HTTP/2 allows (RFC 9113 §8.2.2); gRPC requires it.
-pub fn te_trailers() -> HeaderValue {
-    HeaderValue::from_static("trailers")
 }
 
 /// An upstream HTTP/2 response body that fails when no frame arrives for the idle timeout.

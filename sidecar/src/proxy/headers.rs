@@ -11,6 +11,10 @@ use http::{
 
 use crate::error::ProxyError;
 
+/// `te: trailers`: the one `TE` value HTTP/2 allows (RFC 9113 §8.2.2), which gRPC requires and
+/// without which an HTTP/1.1 server sends no trailers. Kept on both upstream legs.
+pub(super) const TE_TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
+
 /// The protocol an HTTP/1.1 request asks to switch to (`Upgrade`, named in `Connection`).
 pub(super) fn upgrade_asked<B>(request: &Request<B>) -> Option<HeaderValue> {
     if request.version() != Version::HTTP_11 {

@@ -65,7 +65,9 @@ use crate::{
     error::ProxyError,
 };
 use conn::ExchangeError;
-use headers::{X_FORWARDED_FOR, X_FORWARDED_PROTO, forwardable, forwarded_for, upgrade_asked};
+use headers::{
+    TE_TRAILERS, X_FORWARDED_FOR, X_FORWARDED_PROTO, forwardable, forwarded_for, upgrade_asked,
+};
 use pool::SendError;
 
 /// The pooled client the OpenAPI loader and the reloader use.
@@ -170,7 +172,7 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         if te_trailers {
-            parts.headers.insert(TE, h2::te_trailers());
+            parts.headers.insert(TE, TE_TRAILERS);
         }
         if let Some(protocol) = upgrade {
             parts.headers.insert(UPGRADE, protocol);
