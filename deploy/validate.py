@@ -3,7 +3,8 @@
 - Every Kubernetes object validates against the Kubernetes OpenAPI schemas of each version
   given, in their strict form (unknown fields rejected), offline (kubernetes-validate).
 - The manifests agree with the binaries: every flag and environment variable is one that
-  `api --help` / `sidecar --help` lists, ports line up (the sidecar's upstream is the API's
+  `api --help` / `sidecar --help` lists (the trace flags included; both containers export to
+  one collector or neither does), ports line up (the sidecar's upstream is the API's
   loopback listener, containerPorts are the listeners, the Service targets the proxy port
   only), every sidecar probe and scrape path is an admin endpoint `sidecar --help` names;
   the API's paths (its --help does not list them all, and it has no dry run) are written out
@@ -151,6 +152,15 @@ def main():
         hardened(c, spec.get("securityContext", {}))
     check_flags(api, api_flags, api_envs)
     check_flags(sidecar, sidecar_flags, sidecar_envs)
+    # Traces: one trace crosses both containers, so both export to the same collector or
+    # neither does (docs/tracing.md); ratios are shares.
+    endpoints = {c["name"]: args_of(c).get("otlp-endpoint") for c in [api, sidecar]}
+    if len(set(endpoints.values())) != 1:
+        fail(f"the containers export spans to different collectors: {endpoints}")
+    for c in [api, sidecar]:
+        ratio = args_of(c).get("trace-sample-ratio")
+        if ratio is not None and not 0 <= float(ratio) <= 1:
+            fail(f"{c['name']}: --trace-sample-ratio={ratio} is not between 0 and 1")
 
     # Ports and listeners.
     a, s = args_of(api), args_of(sidecar)

@@ -8,6 +8,7 @@
     - --upstream=http://127.0.0.1:{{ .Values.api.port }}
     - --admin-listen=0.0.0.0:{{ .Values.sidecar.adminPort }}
     - --config=/etc/redside/config/sidecar.toml
+    {{- include "redside.tracingArgs" (dict "tracing" .Values.tracing "container" .Values.tracing.sidecar) | nindent 4 }}
   env:
     - name: RUST_LOG
       value: {{ .Values.sidecar.logLevel | quote }}
@@ -56,4 +57,16 @@
       readOnly: true
     - name: tmp
       mountPath: /tmp
+{{- end }}
+
+{{/* Trace flags of one container (docs/tracing.md): the ratio always (it also decides the
+exemplars), export only with an endpoint. */}}
+{{- define "redside.tracingArgs" -}}
+- --trace-sample-ratio={{ .container.sampleRatio }}
+{{- with .tracing.otlpEndpoint }}
+- {{ printf "--otlp-endpoint=%s" . | quote }}
+{{- end }}
+{{- with .container.serviceName }}
+- {{ printf "--otel-service-name=%s" . | quote }}
+{{- end }}
 {{- end }}
