@@ -188,7 +188,7 @@ async fn latency_over_the_threshold_counts_as_bad() {
 async fn a_faulty_plugin_changes_no_response() {
     let api = start_api().await;
     let dir = tempfile::tempdir().unwrap();
-    let trap = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wat/trap.wat");
+    let trap = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-host/tests/wat/trap.wat");
     let toml = format!(
         "[[plugins]]\nname = \"faulty\"\npath = {:?}\ninstances = 1\n",
         trap.display().to_string()
