@@ -4,7 +4,7 @@
 //! test (`wasm-host/tests/host/assemblyscript.rs`).
 
 use crate::scripted::{echo_upstream, get};
-use crate::stack::{Sidecar, dist};
+use crate::sidecar::{Sidecar, dist};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_assemblyscript_plugin_counts_status_classes_next_to_a_rust_plugin() {

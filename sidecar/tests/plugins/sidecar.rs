@@ -1,14 +1,10 @@
-//! The real stack for end-to-end tests: the items API on a real PostgreSQL and the sidecar,
-//! both in-process on 127.0.0.1:0, the example plugins from `plugins/dist/`, and a client.
+//! The sidecar in-process on 127.0.0.1:0 with its TOML file in a directory, and the example
+//! plugins from `plugins/dist/`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use clap::Parser;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
 use testkit::scrape::Scrape;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -48,23 +44,6 @@ pub async fn wait_ok(url: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("{url} never answered 200");
-}
-
-pub async fn start_api() -> Running {
-    let database_url = testkit::Postgres::shared().create_database();
-    let config = api::Config::try_parse_from(["api", "--database-url", &database_url]).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(api::run(config, listener, async {
-        let _ = stopped.await;
-    }));
-    wait_ok(&format!("http://{addr}/healthz")).await;
-    Running {
-        addr,
-        stop: Some(stop),
-        task,
-    }
 }
 
 /// The sidecar in-process, its TOML file in `dir`.
@@ -138,56 +117,4 @@ impl Sidecar {
             self.scrape().await.samples
         );
     }
-}
-
-/// `method url` with a user agent and an optional JSON body: (status, body).
-pub async fn call(method: Method, url: &str, agent: &str, json: Option<&str>) -> (u16, String) {
-    let mut request = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("user-agent", agent);
-    if json.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(Full::new(Bytes::from(json.unwrap_or_default().to_owned())))
-        .unwrap();
-    let response = testkit::http::client().request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-pub fn id_of(body: &str) -> i64 {
-    serde_json::from_str::<serde_json::Value>(body).unwrap()["id"]
-        .as_i64()
-        .unwrap()
-}
-
-/// Both example plugins, copied next to the TOML file and referenced relatively (relative paths
-/// resolve against the file's directory).
-pub fn both_plugins(dir: &Path, slo_threshold_ms: u64) -> String {
-    for name in ["items-business", "client-slo"] {
-        std::fs::copy(dist(name), dir.join(format!("{name}.wasm"))).unwrap();
-    }
-    format!(
-        r#"
-[[routes]]
-template = "/items"
-[[routes]]
-template = "/items/{{id}}"
-
-[[plugins]]
-name = "items-business"
-path = "items-business.wasm"
-request_body = true
-response_body = true
-buckets = {{ business_item_price_cents = [1000, 5000, 10000, 50000] }}
-
-[[plugins]]
-name = "client-slo"
-path = "client-slo.wasm"
-configuration = '{{"threshold_ms": {slo_threshold_ms}}}'
-"#
-    )
 }

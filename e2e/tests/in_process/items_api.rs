@@ -7,7 +7,9 @@ use clap::Parser;
 use hyper::Method;
 use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::support::{Sidecar, total};
+use testkit::Scrape;
+
+use crate::stack::Sidecar;
 
 #[tokio::test]
 async fn sidecar_in_front_of_the_items_api_labels_requests_with_its_openapi_templates() {
@@ -35,11 +37,8 @@ async fn sidecar_in_front_of_the_items_api_labels_requests_with_its_openapi_temp
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let sidecar = Sidecar::start(
-        &format!("http://{api_addr}"),
-        "openapi = { required = true }\n",
-    )
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Sidecar::start(api_addr, dir.path(), "openapi = { required = true }\n").await;
     let created = testkit::http::post(&sidecar.url("/items"), r#"{"nom":"lampe","prix":12.5}"#)
         .await
         .unwrap();
@@ -75,7 +74,7 @@ async fn sidecar_in_front_of_the_items_api_labels_requests_with_its_openapi_temp
     assert!(deleted.status.is_success(), "{}", deleted.status);
 
     let s = sidecar
-        .scrape_until("5 requests", |s| total(s, "http_requests_total") == 5.0)
+        .scrape_until(|s| total(s, "http_requests_total") == 5.0)
         .await;
     let count = |handler: &str, method: &str, status: &str| {
         s.value(
@@ -105,4 +104,9 @@ async fn sidecar_in_front_of_the_items_api_labels_requests_with_its_openapi_temp
     sidecar.stop().await.unwrap();
     let _ = stop_api.send(());
     api.await.unwrap().unwrap();
+}
+
+/// The sum of a counter over all its series (0 when absent).
+fn total(scrape: &Scrape, name: &str) -> f64 {
+    scrape.sum(name, &[])
 }

@@ -7,8 +7,44 @@ use std::time::Duration;
 
 use testkit::{exemplars::exemplars, otlp::Receiver};
 
-use crate::support::Sidecar;
-use crate::tracing::{PARENT, TRACE, openmetrics_until, settings};
+use testkit::Scrape;
+
+use crate::stack::Sidecar;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+fn settings(ratio: f64, endpoint: Option<String>) -> traces::Settings {
+    traces::Settings {
+        sampler: traces::Sampler::new(ratio),
+        export: endpoint.map(|endpoint| traces::Export {
+            endpoint: endpoint.parse().unwrap(),
+            service_name: "sidecar".into(),
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(300),
+        }),
+    }
+}
+
+/// The OpenMetrics scrape, once `done` holds for its text (valid OpenMetrics, checked).
+async fn openmetrics_until(sidecar: &Sidecar, done: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = testkit::http::scrape(&sidecar.admin_url("/metrics"))
+            .await
+            .unwrap()
+            .text();
+        Scrape::parse(&text).unwrap();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "last scrape:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 #[tokio::test]
 async fn the_sidecars_and_the_apis_spans_form_one_trace() {
@@ -42,8 +78,10 @@ async fn the_sidecars_and_the_apis_spans_form_one_trace() {
         assert!(!api.is_finished() && tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let dir = tempfile::tempdir().unwrap();
     let sidecar = Sidecar::start_traced(
-        &format!("http://{api_addr}"),
+        api_addr,
+        dir.path(),
         "openapi = { required = true }\n",
         settings(0.0, Some(endpoint.clone())),
     )
@@ -98,14 +136,14 @@ async fn the_sidecars_and_the_apis_spans_form_one_trace() {
     // A sidecar that starts a trace adds `traceparent`: an HTTP/1.0 request without `Host`
     // and with as many header fields as the sidecar accepts (100), to which it adds `Host`,
     // `x-forwarded-for`, `x-forwarded-proto` and `traceparent`, still gets the api's answer.
-    let sampling =
-        Sidecar::start_traced(&format!("http://{api_addr}"), "", settings(1.0, None)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sampling = Sidecar::start_traced(api_addr, dir.path(), "", settings(1.0, None)).await;
     let mut head = String::from("GET /items HTTP/1.0\r\n");
     for n in 0..100 {
         head.push_str(&format!("x-filler-{n}: {n}\r\n"));
     }
     head.push_str("\r\n");
-    let mut stream = tokio::net::TcpStream::connect(sampling.proxy)
+    let mut stream = tokio::net::TcpStream::connect(sampling.proxy.addr)
         .await
         .unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
