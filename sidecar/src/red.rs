@@ -1,6 +1,7 @@
 //! The RED layer: the outermost service of the proxy stack. It routes the request (the
-//! `handler` label, and, when a template matched, a [`RouteTemplate`](wasm_host::RouteTemplate) extension for the plugin host), starts the clock when the request
-//! headers have arrived, and stops it when the response body ends, counting body bytes both ways.
+//! `handler` label; when a template matched, a [`RouteTemplate`] extension for the plugin host),
+//! starts the clock when the request headers have arrived, and stops it when the response body
+//! ends, counting body bytes both ways.
 //!
 //! For a gRPC call the recorded status is the HTTP equivalent of its `grpc-status`
 //! ([`crate::grpc`]), so error ratios count calls that failed under HTTP 200.

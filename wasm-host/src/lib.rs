@@ -8,7 +8,8 @@
 //! - **Load a plugin set**: [`WasmRuntime::new`] once per process (engine, hostcalls, metrics
 //!   registered into the given registry), then [`PluginSet::load`] with [`PluginConfig`]s (the
 //!   `[[plugins]]` entries of a TOML file; [`PluginSet::resolve`] makes their paths relative to
-//!   it) and [`WasmRuntime::set_clusters`] with the [`ClusterConfig`]s HTTP callouts may target.
+//!   it) and [`WasmRuntime::set_clusters`] with the [`ClusterConfig`]s HTTP callouts may target
+//!   (on reload too, through [`PluginSet::runtime`]).
 //! - **Run a request through it**: [`PluginLayer`], a tower layer over any
 //!   `Service<Request<Body>, Response = Response<Body>, Error = Infallible>` ([`Body`], [`full`],
 //!   [`empty`]).
@@ -18,8 +19,9 @@
 //! - **Reload**: [`PluginSet::reload`], or [`PluginSet::prepare`] then [`PluginSet::commit`] to
 //!   load everything before anything changes; in-flight requests finish on the old plugins.
 //!
-//! [`test_support`] reaches below the interface, for the `plugin_callback` benchmark: one
-//! plugin's callbacks driven by hand.
+//! [`test_support`] reaches below the interface, for tests and benchmarks only: the loaded
+//! plugins themselves (the reload tests compare them by identity) and one plugin's callbacks
+//! driven by hand (the `plugin_callback` benchmark).
 //!
 //! # Modules
 //! - `abi`: the ABI's enumerations, exact numbering.

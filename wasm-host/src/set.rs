@@ -76,7 +76,7 @@ impl PluginSet {
     }
 
     /// Whether no filter is loaded right now (services never see requests). Cheaper than
-    /// [`PluginSet::snapshot`]: it takes no reference count, which every worker would otherwise
+    /// `PluginSet::snapshot`: it takes no reference count, which every worker would otherwise
     /// bump on the same cache line.
     pub fn is_empty(&self) -> bool {
         self.current.load().iter().all(|p| p.is_service())
