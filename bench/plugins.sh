@@ -10,7 +10,7 @@
 # Prints req/s, p50/p99, the throughput ratio against "no plugin" and the added p50/p99, and the
 # sidecar's RSS per configuration (idle after start, after the load, peak).
 # Then the cost of one callback and one hostcall round trip, and of one request through the
-# plugin layer in-process (sidecar/examples/plugin_callback.rs).
+# plugin layer in-process (wasm-host/examples/plugin_callback.rs).
 #
 # Usage: bench/plugins.sh       Knobs: BENCH_CONNECTIONS (32), BENCH_THREADS (2),
 #        BENCH_DURATION (5, seconds), BENCH_ROUNDS (3), BENCH_PORT (18180; and the next two ports),
@@ -38,7 +38,7 @@ command -v curl >/dev/null || die "curl not found: apt-get install curl"
 
 echo "== building plugins, the sidecar and the bench upstream (release)" >&2
 "$root/plugins/build" >&2
-cargo build --release -p sidecar --bin sidecar --example bench_upstream --example plugin_callback \
+cargo build --release -p sidecar -p wasm-host --bin sidecar --example bench_upstream --example plugin_callback \
     --manifest-path "$root/Cargo.toml" >&2
 target="${CARGO_TARGET_DIR:-$root/target}/release"
 
@@ -152,7 +152,7 @@ for prefix in "${prefixes[@]}"; do
                   printf "%-22s %9.1f %11.1f %9.1f %+11.1f\n", p, idle[p] / 1024, after[p] / 1024, peak[p] / 1024, (peak[p] - peak[pre "none"]) / 1024 } }'
 done
 echo
-echo "one call into a plugin (sidecar/examples/plugin_callback.rs, in-process, one core):"
+echo "one call into a plugin (wasm-host/examples/plugin_callback.rs, in-process, one core):"
 "$target/examples/plugin_callback"
 if [[ -n $before ]]; then
     echo

@@ -4,27 +4,11 @@
 //! `Response<Body>`, so a layer (the RED layer, the plugin host, the limit) can wrap or replace
 //! a body without changing anyone else's types. Bodies stream: nothing here buffers.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
-
-/// A boxed error, as `http-body` combinators want it.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A streaming body. `Unsync` because hyper only needs `Send`, and it avoids forcing `Sync` on
-/// every wrapper in the stack.
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
-
-/// A body holding `bytes` whole (for responses the sidecar makes itself).
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-/// An empty body.
-pub fn empty() -> Body {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
-}
+/// The streaming body (`UnsyncBoxBody<Bytes, BoxError>`: `Unsync` because hyper only needs
+/// `Send`, and it avoids forcing `Sync` on every wrapper in the stack), its error, and bodies
+/// made whole ([`full`], for responses the sidecar makes itself) or [`empty`]. The plugin
+/// host's own type, so its layer sits in the stack with no conversion.
+pub use wasm_host::{Body, BoxError, empty, full};
 
 /// Reading the client's request body failed: the client went away mid-body or sent a malformed
 /// one. The proxy finds this in an upstream call's error chain and answers 400 instead of

@@ -11,7 +11,7 @@
 //! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`]
 //!   (one shard per worker, added up at scrape time); [`trace`]: `traceparent`, the sidecar's
 //!   span and its export.
-//! - [`routes`]: the swappable route table (path → template or `none`), [`routes::MatchedRoute`].
+//! - [`routes`]: the swappable route table (path → template or `none`).
 //! - [`limit`]: the concurrency limit (503 `overloaded`).
 //! - [`proxy`]: header rewriting and the upstream leg: HTTP/1.1 spoken over each worker's pool
 //!   of keep-alive connections, or HTTP/2 multiplexed on one connection per worker; bodies
@@ -21,7 +21,9 @@
 //! - [`openapi`]: route templates from the upstream's OpenAPI document.
 //! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`, `/routes`, `POST /reload`).
 //! - [`reload`]: SIGHUP / `POST /reload`.
-//! - [`wasm`]: the Proxy-Wasm host.
+//! - the Proxy-Wasm host is the `wasm_host` crate; its [`PluginLayer`](wasm_host::PluginLayer)
+//!   sits in [`stack`], and the RED layer inserts the [`RouteTemplate`](wasm_host::RouteTemplate)
+//!   it reads.
 //!
 //! [`run`] ties them together; `main.rs` only parses flags, sets up logging and binds.
 
@@ -39,7 +41,6 @@ pub mod reload;
 pub mod routes;
 pub mod stack;
 pub mod trace;
-pub mod wasm;
 pub mod workers;
 
 use std::{future::Future, time::Duration};
@@ -90,13 +91,13 @@ pub async fn run(
     let mut registry = Registry::default();
     process_metrics::register(&mut registry);
     let wasm_runtime =
-        wasm::WasmRuntime::new(&mut registry, None).context("starting the wasm runtime")?;
+        wasm_host::WasmRuntime::new(&mut registry, None).context("starting the wasm runtime")?;
     wasm_runtime
         .set_clusters(&config.file.clusters)
         .context("configuring the plugins' clusters")?;
-    let plugins = wasm::PluginSet::load(
+    let plugins = wasm_host::PluginSet::load(
         wasm_runtime,
-        &wasm::PluginSet::resolve(&config.file.plugins, config.config_path.as_deref()),
+        &wasm_host::PluginSet::resolve(&config.file.plugins, config.config_path.as_deref()),
         Some(format!(
             "{}:{}",
             config.upstream.host_port().0,

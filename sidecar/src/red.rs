@@ -1,6 +1,7 @@
 //! The RED layer: the outermost service of the proxy stack. It routes the request (the
-//! `handler` label, inserted as a [`MatchedRoute`](crate::routes::MatchedRoute) extension), starts the clock when the request
-//! headers have arrived, and stops it when the response body ends, counting body bytes both ways.
+//! `handler` label; when a template matched, a [`RouteTemplate`] extension for the plugin host),
+//! starts the clock when the request headers have arrived, and stops it when the response body
+//! ends, counting body bytes both ways.
 //!
 //! For a gRPC call the recorded status is the HTTP equivalent of its `grpc-status`
 //! ([`crate::grpc`]), so error ratios count calls that failed under HTTP 200.
@@ -26,6 +27,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use tower::{Layer, Service};
+use wasm_host::RouteTemplate;
 
 use crate::{
     body::{Body, BoxError, ClientBodyError, caused_by},
@@ -33,7 +35,7 @@ use crate::{
     grpc::{CallStatus, status::Code},
     metrics::{self, Metrics, Outcome, Started, WorkerMetrics, method_label},
     proxy::BodyIdleTimeout,
-    routes::{MatchedRoute, Routes},
+    routes::Routes,
     trace::{Ending, Traced, Tracing},
 };
 
@@ -115,10 +117,7 @@ where
             )
         });
         // The worker's own copy of the label: cloning it touches no shared count.
-        let route = MatchedRoute {
-            handler: series.handler().clone(),
-            templated,
-        };
+        let route = templated.then(|| RouteTemplate(series.handler().clone()));
         let size = SizeTally {
             bytes: 0,
             series: series.clone(),
@@ -139,7 +138,9 @@ where
             trace,
         };
         let (mut parts, body) = request.into_parts();
-        parts.extensions.insert(route);
+        if let Some(route) = route {
+            parts.extensions.insert(route);
+        }
         let body = if http_body::Body::is_end_stream(&body) {
             // No body (a GET, usually): nothing to count or to fail; no allocation either.
             drop(size);

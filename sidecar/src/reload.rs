@@ -12,8 +12,8 @@ use crate::{
     openapi,
     proxy::UpstreamClient,
     routes::{RouteError, RouteSource, RouteTable, Routes},
-    wasm::PluginSet,
 };
+use wasm_host::PluginSet;
 
 /// What a reload did.
 #[derive(Clone, Debug, serde::Serialize)]

@@ -13,16 +13,6 @@ use arc_swap::ArcSwap;
 /// The `handler` value of unmatched requests (the teaching stack's value, `docs/metrics.md`).
 pub const NONE: &str = "none";
 
-/// The route a request matched, inserted into every proxied request's extensions by the RED
-/// layer (the plugin host reads it for the `route_name` property).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MatchedRoute {
-    /// The `handler` label: the template, or `none`.
-    pub handler: Arc<str>,
-    /// Whether a template matched (and is within the cap).
-    pub templated: bool,
-}
-
 /// Where a template came from (shown on the admin `/routes` page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

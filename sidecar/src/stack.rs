@@ -1,6 +1,6 @@
 //! The proxy's service stack, built in one place. Per request, outermost first:
 //!
-//! 1. [`Red`](crate::red::Red): routes the request (inserting [`MatchedRoute`](crate::routes::MatchedRoute)),
+//! 1. [`Red`](crate::red::Red): routes the request (inserting [`RouteTemplate`](wasm_host::RouteTemplate)),
 //!    starts the clock, records the RED family when the response body ends;
 //! 2. [`Grpc`](crate::grpc::Grpc): gRPC calls' own families, and gRPC-shaped sidecar errors;
 //! 3. the plugin layer slot (Proxy-Wasm host): sees every routed request, including the
@@ -25,8 +25,8 @@ use crate::{
     red::{RedBody, RedLayer},
     routes::Routes,
     trace::Tracing,
-    wasm::{PluginLayer, PluginSet},
 };
+use wasm_host::{PluginLayer, PluginSet};
 
 /// What every proxy worker's stack shares: the metrics, the route table, tracing, the
 /// concurrency limit and the plugins. Each worker adds its own upstream connection pool (see [`crate::workers`]).

@@ -45,11 +45,11 @@ impl Cli {
     pub fn check_config(&self) -> anyhow::Result<String> {
         let config = super::Config::load(self)?;
         crate::reload::route_table(&config.file, &[]).context("building the route table")?;
-        let plugins = crate::wasm::PluginSet::resolve(&config.file.plugins, self.config.as_deref());
+        let plugins = wasm_host::PluginSet::resolve(&config.file.plugins, self.config.as_deref());
         let mut registry = prometheus_client::registry::Registry::default();
-        let runtime = crate::wasm::WasmRuntime::new(&mut registry, None)
+        let runtime = wasm_host::WasmRuntime::new(&mut registry, None)
             .context("starting the wasm runtime")?;
-        crate::wasm::PluginSet::load(runtime, &plugins, None).context("loading plugins")?;
+        wasm_host::PluginSet::load(runtime, &plugins, None).context("loading plugins")?;
         let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
         let openapi = config
             .file

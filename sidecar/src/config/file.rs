@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ConfigError, LimitsConfig, MetricsConfig, ProtocolsConfig};
-use crate::wasm::{ClusterConfig, PluginConfig};
+use wasm_host::{ClusterConfig, PluginConfig};
 
 /// The TOML file.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::scripted::{auth_service, closed_port, echo_upstream, get};
-use crate::stack::{Sidecar, dist};
+use crate::sidecar::{Sidecar, dist};
 
 fn toml(dir: &Path, auth: std::net::SocketAddr, config: &str, cluster_extra: &str) -> String {
     std::fs::copy(dist("callout-auth"), dir.join("callout-auth.wasm")).unwrap();

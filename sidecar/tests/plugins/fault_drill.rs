@@ -8,7 +8,7 @@ use std::path::Path;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 
-use crate::stack::{Sidecar, dist};
+use crate::sidecar::{Sidecar, dist};
 use crate::upstream::{Upstream, answer};
 
 const KINDS: [&str; 5] = ["trap", "deadline", "memory", "instantiate", "pause_timeout"];

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::scripted::{echo_upstream, get};
-use crate::stack::{Sidecar, dist};
+use crate::sidecar::{Sidecar, dist};
 
 fn toml(dir: &Path, service_config: &str, extra: &str) -> String {
     std::fs::copy(dist("queue-tally"), dir.join("queue-tally.wasm")).unwrap();

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::scripted::{echo_upstream, get, raw_trailers_upstream, with_trailers};
-use crate::stack::{Sidecar, dist};
+use crate::sidecar::{Sidecar, dist};
 
 fn toml(dir: &Path) -> String {
     std::fs::copy(dist("trailer-watch"), dir.join("trailer-watch.wasm")).unwrap();

@@ -1,0 +1,224 @@
+//! The real stack in one process: the items API on a real PostgreSQL and the sidecar, both
+//! in-process on 127.0.0.1:0, the example plugins from `plugins/dist/`, and a client.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use testkit::scrape::Scrape;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// A built example plugin; fails loudly when the build step was skipped.
+pub fn dist(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/dist")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run plugins/build (builds the example plugins for wasm32-unknown-unknown)",
+        path.display()
+    );
+    path
+}
+
+/// A server task stopped when dropped.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        self.task.abort();
+    }
+}
+
+pub async fn wait_ok(url: &str) {
+    for _ in 0..500 {
+        if testkit::http::get(url).await.is_ok_and(|r| r.status == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{url} never answered 200");
+}
+
+pub async fn start_api() -> Running {
+    let database_url = testkit::Postgres::shared().create_database();
+    let config = api::Config::try_parse_from(["api", "--database-url", &database_url]).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(api::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    wait_ok(&format!("http://{addr}/healthz")).await;
+    Running {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// The sidecar in-process, its TOML file in `dir`.
+pub struct Sidecar {
+    pub proxy: Running,
+    pub admin: SocketAddr,
+    pub config_path: PathBuf,
+}
+
+impl Sidecar {
+    pub async fn start(upstream: SocketAddr, dir: &Path, toml: &str) -> Sidecar {
+        Sidecar::start_traced(upstream, dir, toml, traces::Settings::default()).await
+    }
+
+    /// [`Sidecar::start`] with these tracing settings instead of the defaults.
+    pub async fn start_traced(
+        upstream: SocketAddr,
+        dir: &Path,
+        toml: &str,
+        tracing: traces::Settings,
+    ) -> Sidecar {
+        let config_path = dir.join("sidecar.toml");
+        std::fs::write(&config_path, toml).unwrap();
+        let cli = sidecar::Cli {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: format!("http://{upstream}"),
+            admin_listen: "127.0.0.1:0".parse().unwrap(),
+            config: Some(config_path.clone()),
+        };
+        let mut config = sidecar::Config::load(&cli).unwrap();
+        config.tracing = tracing;
+        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, admin) = (
+            proxy_listener.local_addr().unwrap(),
+            admin_listener.local_addr().unwrap(),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(sidecar::run(
+            config,
+            proxy_listener,
+            admin_listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        wait_ok(&format!("http://{admin}/healthz")).await;
+        Sidecar {
+            proxy: Running {
+                addr,
+                stop: Some(stop),
+                task,
+            },
+            admin,
+            config_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Shuts down and waits for `run` to return, scraping meanwhile as Prometheus would (the
+    /// admin listener waits for one scrape after the drain).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.proxy.stop.take().map(|s| s.send(()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !self.proxy.task.is_finished() {
+            let _ = testkit::http::get(&self.admin_url("/metrics")).await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sidecar did not stop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (&mut self.proxy.task).await.unwrap()
+    }
+
+    pub async fn scrape(&self) -> Scrape {
+        let text = testkit::http::get(&format!("http://{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text();
+        Scrape::parse(&text).unwrap()
+    }
+
+    /// Scrapes until `done` (end-of-request callbacks run as the response body finishes).
+    pub async fn scrape_until(&self, done: impl Fn(&Scrape) -> bool) -> Scrape {
+        for _ in 0..500 {
+            let scrape = self.scrape().await;
+            if done(&scrape) {
+                return scrape;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "condition never met; last scrape: {:#?}",
+            self.scrape().await.samples
+        );
+    }
+}
+
+/// `method url` with a user agent and an optional JSON body: (status, body).
+pub async fn call(method: Method, url: &str, agent: &str, json: Option<&str>) -> (u16, String) {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("user-agent", agent);
+    if json.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(json.unwrap_or_default().to_owned())))
+        .unwrap();
+    let response = testkit::http::client().request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+pub fn id_of(body: &str) -> i64 {
+    serde_json::from_str::<serde_json::Value>(body).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Both example plugins, copied next to the TOML file and referenced relatively (relative paths
+/// resolve against the file's directory).
+pub fn both_plugins(dir: &Path, slo_threshold_ms: u64) -> String {
+    for name in ["items-business", "client-slo"] {
+        std::fs::copy(dist(name), dir.join(format!("{name}.wasm"))).unwrap();
+    }
+    format!(
+        r#"
+[[routes]]
+template = "/items"
+[[routes]]
+template = "/items/{{id}}"
+
+[[plugins]]
+name = "items-business"
+path = "items-business.wasm"
+request_body = true
+response_body = true
+buckets = {{ business_item_price_cents = [1000, 5000, 10000, 50000] }}
+
+[[plugins]]
+name = "client-slo"
+path = "client-slo.wasm"
+configuration = '{{"threshold_ms": {slo_threshold_ms}}}'
+"#
+    )
+}

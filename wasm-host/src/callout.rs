@@ -1,0 +1,147 @@
+//! HTTP callouts (`proxy_http_call`): the hostcall records a [`PendingCall`]; once the guest
+//! callback has returned, the plugin starts it as a task ([`run`]) on the caller's runtime, and
+//! the answer comes back to the same instance as `proxy_on_http_call_response`, with headers,
+//! body and trailers readable through the usual map and buffer calls ([`CallAnswer`]).
+//!
+//! Failures are answers, as in Envoy: a refused or timed-out connection, a call past the
+//! cluster's `timeout_ms` (or the plugin's shorter one), a call over `max_concurrent_calls`, a
+//! body over `max_response_bytes` all deliver `on_http_call_response` with zero headers, zero
+//! body and zero trailers, never a trap.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, Full, Limited};
+
+use super::abi::MapType;
+use super::cluster::Cluster;
+use super::pairs::MapView;
+
+/// A callout the guest asked for, not started yet.
+#[derive(Debug)]
+pub(crate) struct PendingCall {
+    /// The token returned to the guest.
+    pub token: u32,
+    /// The context that asked (the answer goes to it).
+    pub ctx: u32,
+    /// The target.
+    pub cluster: Arc<Cluster>,
+    /// The request, its URI already absolute.
+    pub request: Request<Full<Bytes>>,
+    /// The guest's timeout in milliseconds (0: the cluster's).
+    pub timeout_ms: u32,
+}
+
+/// How a callout ended (the `result` label of `sidecar_plugin_callouts_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallResult {
+    /// An HTTP response, whatever its status.
+    Response,
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection failed (refused, unreachable, connect timeout).
+    Refused,
+    /// Over the cluster's `max_concurrent_calls`.
+    Overflow,
+    /// Anything else: a broken response, a body over `max_response_bytes`.
+    Error,
+}
+
+impl CallResult {
+    /// The label value.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            CallResult::Response => "response",
+            CallResult::Timeout => "timeout",
+            CallResult::Refused => "refused",
+            CallResult::Overflow => "overflow",
+            CallResult::Error => "error",
+        }
+    }
+}
+
+/// A callout's answer as the guest reads it during `on_http_call_response`.
+#[derive(Debug, Default)]
+pub(crate) struct CallAnswer {
+    /// The status (`None` for a failed call: no headers at all).
+    pub status: Option<u16>,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Response trailers.
+    pub trailers: HeaderMap,
+}
+
+impl CallAnswer {
+    /// Header pairs the guest is told about (`:status` counts).
+    pub(crate) fn header_count(&self) -> usize {
+        self.status.map_or(0, |_| 1 + self.headers.len())
+    }
+
+    /// The map of that type.
+    pub(crate) fn with_map<R>(&self, map: MapType, f: impl FnOnce(MapView<'_>) -> R) -> Option<R> {
+        match map {
+            MapType::HttpCallResponseHeaders => {
+                let digits = self
+                    .status
+                    .filter(|c| (100..1000).contains(c))
+                    .map(|c| [c / 100, c / 10 % 10, c % 10].map(|d| b'0' + d as u8));
+                let status = digits
+                    .as_ref()
+                    .and_then(|d| std::str::from_utf8(d).ok())
+                    .unwrap_or_default();
+                let pseudo = [(":status", status)];
+                let pseudo: &[(&str, &str)] = if self.status.is_some() { &pseudo } else { &[] };
+                Some(f(MapView {
+                    pseudo,
+                    headers: &self.headers,
+                }))
+            }
+            MapType::HttpCallResponseTrailers => Some(f(MapView {
+                pseudo: &[],
+                headers: &self.trailers,
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a callout to its end: the answer and its body, or the failure.
+pub(crate) async fn run(call: PendingCall) -> (CallResult, CallAnswer, Bytes) {
+    let failed = |result| (result, CallAnswer::default(), Bytes::new());
+    let cluster = call.cluster;
+    // Held until the answer is in: the cap counts calls in flight.
+    let Ok(_permit) = cluster.permits.clone().try_acquire_owned() else {
+        return failed(CallResult::Overflow);
+    };
+    let limit = cluster.config.max_response_bytes;
+    let exchange = async {
+        let response = cluster.client.request(call.request).await.map_err(|e| {
+            if e.is_connect() {
+                CallResult::Refused
+            } else {
+                CallResult::Error
+            }
+        })?;
+        let (parts, body) = response.into_parts();
+        let collected = Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|_| CallResult::Error)?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        Ok::<_, CallResult>((parts, trailers, collected.to_bytes()))
+    };
+    match tokio::time::timeout(cluster.timeout(call.timeout_ms), exchange).await {
+        Err(_) => failed(CallResult::Timeout),
+        Ok(Err(result)) => failed(result),
+        Ok(Ok((parts, trailers, body))) => (
+            CallResult::Response,
+            CallAnswer {
+                status: Some(parts.status.as_u16()),
+                headers: parts.headers,
+                trailers,
+            },
+            body,
+        ),
+    }
+}

@@ -1,0 +1,354 @@
+//! `PluginLayer`: runs every plugin's callbacks around a request, in Envoy's order —
+//! `on_context_create` → `on_request_headers` (may change headers or answer locally) →
+//! `on_request_body` (plugins that opted in, body buffered up to their limit) → the inner
+//! service → `on_response_headers` (may answer locally while the head has not left) →
+//! `on_response_body` (opt-in) → `on_response_trailers` (when the response had trailers) →
+//! `on_log` → `on_done` → `on_delete` when the response body has been sent. Request trailers go
+//! to `on_request_trailers` after `on_request_body`, to the plugins that buffer the body. Responses the sidecar makes itself below
+//! this layer (502/503/504) go through the same response callbacks.
+//!
+//! Fail-open throughout: a plugin that faults, times out or is being replaced drops out of the
+//! request, which carries on unchanged. Response callbacks run in reverse plugin order, as
+//! Envoy's encoder filters do.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::future::Either;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body::Body as _;
+use tower::{Layer, Service};
+
+use super::body::{Collected, Observed, collect, rebuild};
+use super::plugin::Plugin;
+use super::set::{PluginSet, WorkerSnapshot};
+use super::state::{LocalResponse, Pairs, RequestInfo};
+use super::stream::{ActiveStream, Ending, Outcome};
+use crate::RouteTemplate;
+use crate::body::Body;
+
+/// Wraps a service with the plugin set.
+#[derive(Clone, Debug)]
+pub struct PluginLayer {
+    set: PluginSet,
+}
+
+impl PluginLayer {
+    /// A layer running `set`'s plugins (reloads of the set apply to new requests).
+    pub fn new(set: PluginSet) -> PluginLayer {
+        PluginLayer { set }
+    }
+}
+
+impl<S> Layer<S> for PluginLayer {
+    type Service = PluginService<S>;
+
+    fn layer(&self, inner: S) -> PluginService<S> {
+        PluginService {
+            inner,
+            local: Arc::new(Mutex::new(self.set.worker_snapshot())),
+            set: Arc::new(self.set.clone()),
+        }
+    }
+}
+
+/// The service [`PluginLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct PluginService<S> {
+    inner: S,
+    /// One allocation per worker: the stack is cloned per connection, and this clone must not
+    /// touch the counts the workers share.
+    set: Arc<PluginSet>,
+    /// This worker's copy of the live list (its lock is only ever taken by this worker).
+    local: Arc<Mutex<WorkerSnapshot>>,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S> Service<Request<Body>> for PluginService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    /// Without plugins, the inner future as is (no allocation on that hot path).
+    type Future = Either<S::Future, BoxFuture>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if self.set.is_empty() {
+            return Either::Left(self.inner.call(request));
+        }
+        let plugins = {
+            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            self.set.snapshot_for(&mut local)
+        };
+        // The clone takes over readiness for the next call; `inner` was made ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Boxed here, where `S` is known, so `filter` needs no generic future (whose `Send`
+        // the compiler cannot prove across the awaits in an async fn).
+        let forward: Forward = Box::new(move |request| Box::pin(inner.call(request)));
+        Either::Right(Box::pin(filter(plugins, forward, request)))
+    }
+}
+
+fn request_info(parts: &mut http::request::Parts) -> RequestInfo {
+    RequestInfo {
+        method: parts.method.clone(),
+        uri: parts.uri.clone(),
+        version: parts.version,
+        started: Instant::now(),
+        // Taken, not cloned: nothing below this layer reads it, and a clone would write the
+        // template's reference count, shared by every worker.
+        route: parts.extensions.remove::<RouteTemplate>().map(|r| r.0),
+        peer: parts.extensions.get::<serve::Peer>().copied(),
+    }
+}
+
+/// Replaces `headers` with the guest's map (pseudo-headers are not headers; invalid names or
+/// values are skipped).
+fn apply_pairs(headers: &mut HeaderMap, pairs: &Pairs) {
+    headers.clear();
+    for (name, value) in pairs.iter().filter(|(k, _)| !k.starts_with(':')) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => tracing::debug!(header = %name, "plugin set an invalid header; skipped"),
+        }
+    }
+}
+
+fn local_response(local: LocalResponse) -> Response<Body> {
+    let mut response = Response::new(crate::body::full(local.body));
+    *response.status_mut() =
+        StatusCode::from_u16(local.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    apply_pairs(response.headers_mut(), &local.headers);
+    response
+}
+
+/// Whether a phase paused and, after waiting, produced a local response.
+async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
+    if outcome.paused && outcome.local.is_none() {
+        stream.wait_resumed(outcome).await;
+    }
+}
+
+/// The inner service's call, boxed.
+type Forward = Box<dyn FnOnce(Request<Body>) -> BoxFuture + Send>;
+
+async fn filter(
+    plugins: Arc<[Arc<Plugin>]>,
+    forward: Forward,
+    request: Request<Body>,
+) -> Result<Response<Body>, Infallible> {
+    let (mut parts, body) = request.into_parts();
+    let info = Arc::new(request_info(&mut parts));
+    // Shared with every plugin's view, copied only if a guest writes to it.
+    let mut headers = Arc::new(std::mem::take(&mut parts.headers));
+    let end_of_stream = body.is_end_stream();
+    let mut streams: Vec<ActiveStream> = Vec::with_capacity(plugins.len());
+    let mut local = None;
+    for index in 0..plugins.len() {
+        let Some((stream, mut outcome)) =
+            ActiveStream::begin(&plugins, index, &info, &headers, end_of_stream)
+        else {
+            continue;
+        };
+        settle(&stream, &mut outcome).await;
+        if let Some(changed) = outcome.headers {
+            headers = changed;
+        }
+        streams.push(stream);
+        if outcome.local.is_some() {
+            local = outcome.local;
+            break;
+        }
+    }
+
+    let mut body = body;
+    let body_limit = streams
+        .iter()
+        .filter(|s| s.plugin().config().request_body)
+        .map(|s| s.plugin().config().body_limit_bytes)
+        .max();
+    if let (None, Some(limit), false) = (&local, body_limit, end_of_stream) {
+        body = match collect(body, limit).await {
+            Collected::Complete { mut data, trailers } => {
+                let trailer_map = trailers.clone().map(Arc::new);
+                for stream in &streams {
+                    if !stream.plugin().config().request_body {
+                        continue;
+                    }
+                    if data.len() > stream.plugin().config().body_limit_bytes {
+                        tracing::debug!(plugin = %stream.plugin().config().name, "request body over the plugin's limit; not observed");
+                        continue;
+                    }
+                    let Some(mut outcome) = stream.request_body(&data, trailer_map.clone()) else {
+                        continue;
+                    };
+                    settle(stream, &mut outcome).await;
+                    if let Some(changed) = outcome.body {
+                        data = Bytes::from(changed);
+                        Arc::make_mut(&mut headers)
+                            .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
+                    }
+                    if outcome.local.is_some() {
+                        local = outcome.local;
+                        break;
+                    }
+                }
+                // Envoy's order: trailers after the body, to the plugins that saw the body.
+                if let (None, Some(map)) = (&local, &trailer_map) {
+                    for stream in &streams {
+                        if !stream.plugin().config().request_body {
+                            continue;
+                        }
+                        let Some(mut outcome) = stream.request_trailers(map) else {
+                            continue;
+                        };
+                        settle(stream, &mut outcome).await;
+                        if outcome.local.is_some() {
+                            local = outcome.local;
+                            break;
+                        }
+                    }
+                }
+                rebuild(data, trailers)
+            }
+            Collected::TooLarge(body) => {
+                tracing::debug!(
+                    limit,
+                    "request body over the body limit; plugins do not observe it"
+                );
+                body
+            }
+            Collected::Failed(body) => body,
+        };
+    }
+    // Plugins that export nothing past the request phases are done with this request.
+    // (Dropping a stream ends it: its view goes.)
+    streams.retain(|s| s.plugin().needs_end());
+    parts.headers = Arc::unwrap_or_clone(headers);
+
+    let (mut response, details) = match local {
+        Some(local) => (local_response(local), "wasm_local_reply"),
+        None => {
+            let Ok(response) = forward(Request::from_parts(parts, body)).await;
+            (response, "via_upstream")
+        }
+    };
+    if !streams.is_empty() {
+        respond(streams, &mut response, details).await;
+    }
+    Ok(response)
+}
+
+/// Response phases (reverse plugin order), then hooks the end-of-request callbacks to the body.
+/// A local reply asked for while the response head has not left (`on_response_headers`,
+/// `on_response_body`) replaces the response, as in Envoy; the phases stop there.
+async fn respond(
+    streams: Vec<ActiveStream>,
+    response: &mut Response<Body>,
+    mut details: &'static str,
+) {
+    let mut code = response.status().as_u16();
+    let mut headers = Arc::new(std::mem::take(response.headers_mut()));
+    let mut late = None;
+    for stream in streams.iter().rev() {
+        let Some(mut outcome) = stream.response_headers(code, &headers, details) else {
+            continue;
+        };
+        settle(stream, &mut outcome).await;
+        if let Some(changed) = outcome.headers {
+            headers = changed;
+        }
+        if outcome.local.is_some() {
+            late = outcome.local;
+            break;
+        }
+    }
+    let body_limit = streams
+        .iter()
+        .filter(|s| s.plugin().config().response_body)
+        .map(|s| s.plugin().config().body_limit_bytes)
+        .max();
+    if let (None, Some(limit), false) = (&late, body_limit, response.body().is_end_stream()) {
+        let body = std::mem::replace(response.body_mut(), crate::body::empty());
+        *response.body_mut() = match collect(body, limit).await {
+            Collected::Complete { mut data, trailers } => {
+                for stream in streams.iter().rev() {
+                    if !stream.plugin().config().response_body
+                        || data.len() > stream.plugin().config().body_limit_bytes
+                    {
+                        continue;
+                    }
+                    let Some(mut outcome) = stream.response_body(&data) else {
+                        continue;
+                    };
+                    settle(stream, &mut outcome).await;
+                    if let Some(changed) = outcome.body {
+                        data = Bytes::from(changed);
+                        Arc::make_mut(&mut headers)
+                            .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
+                    }
+                    if outcome.local.is_some() {
+                        late = outcome.local;
+                        break;
+                    }
+                }
+                rebuild(data, trailers)
+            }
+            Collected::TooLarge(body) => {
+                tracing::debug!(
+                    limit,
+                    "response body over the body limit; plugins do not observe it"
+                );
+                body
+            }
+            Collected::Failed(body) => body,
+        };
+    }
+    if let Some(local) = late {
+        // The upstream's response is dropped unread: the client gets the plugin's answer.
+        *response = local_response(local);
+        code = response.status().as_u16();
+        headers = Arc::new(std::mem::take(response.headers_mut()));
+        details = "wasm_local_reply";
+    }
+    // The views keep theirs for `on_log`; the client gets a copy.
+    *response.headers_mut() = (*headers).clone();
+    let body = std::mem::replace(response.body_mut(), crate::body::empty());
+    *response.body_mut() = Observed::wrap(
+        body,
+        Box::new(move |sent, trailers| {
+            let ending = Ending {
+                code: Some(code),
+                details: Some(details),
+                headers: Some(headers),
+                sent,
+                trailers: trailers.map(Arc::new),
+            };
+            for stream in streams {
+                stream.finish(&ending);
+            }
+        }),
+    );
+}

@@ -1,0 +1,353 @@
+//! What a plugin instance's hostcalls can see: `HostState` is the `T` of `Store<T>`, one per
+//! instance, holding the per-request views (`Stream`) of the requests whose contexts live on
+//! that instance. The filter fills a view before each callback and reads it back afterwards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use http::HeaderMap;
+use wasmtime::{Memory, TypedFunc};
+
+use super::abi::{BufferType, LogLevel, MapType};
+use super::callout::{CallAnswer, PendingCall};
+use super::cluster::ClusterSet;
+use super::config::PluginConfig;
+use super::limits::Limiter;
+use super::metrics::MetricStore;
+use super::pairs::MapView;
+use super::queues::{Owner, QueueRegistry};
+use super::shared_data::SharedData;
+
+/// A header map a guest wrote (`proxy_send_local_response`): lower-case names, raw values.
+pub(crate) type Pairs = Vec<(String, Vec<u8>)>;
+
+/// What every instance of one plugin shares.
+#[derive(Debug)]
+pub(crate) struct PluginShared {
+    /// The plugin's configuration entry.
+    pub config: PluginConfig,
+    /// Its metrics (values live in the host, so they survive instance restarts).
+    pub metrics: Arc<MetricStore>,
+    /// Shared data of its VM id.
+    pub shared_data: Arc<SharedData>,
+    /// The `upstream.address` property (`host:port`), the same for every request.
+    pub upstream: Option<Arc<str>>,
+    /// The `[[clusters]]` HTTP callouts may target (swapped on reload).
+    pub clusters: Arc<ArcSwap<ClusterSet>>,
+    /// Shared queues, process-wide.
+    pub queues: Arc<QueueRegistry>,
+    /// Counts items dropped from the queues this plugin registers.
+    pub queue_drops: prometheus_client::metrics::counter::Counter,
+}
+
+/// The request facts properties are made of, taken when the request arrives: cheap clones
+/// (shared bytes), and anything derived (host, size, wall-clock time) computed only when a
+/// guest asks for it.
+#[derive(Clone, Debug)]
+pub(crate) struct RequestInfo {
+    /// Method.
+    pub method: http::Method,
+    /// Target as received (path and query; the authority when absolute-form).
+    pub uri: http::Uri,
+    /// HTTP version.
+    pub version: http::Version,
+    /// Monotonic start, for `request.duration` and `request.time`.
+    pub started: Instant,
+    /// Matched route template (`route_name`, `xds.route_name`).
+    pub route: Option<Arc<str>>,
+    /// Client and local addresses, connection number.
+    pub peer: Option<serve::Peer>,
+}
+
+impl RequestInfo {
+    /// Path and query as received.
+    pub(crate) fn path(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+
+    /// `HTTP/1.1` etc.
+    pub(crate) fn protocol(&self) -> &'static str {
+        match self.version {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2",
+            _ => "HTTP/1.1",
+        }
+    }
+
+    /// The Host header, else the target's authority, else empty.
+    pub(crate) fn host<'a>(&'a self, headers: &'a HeaderMap) -> &'a str {
+        headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| self.uri.authority().map(|a| a.as_str()))
+            .unwrap_or_default()
+    }
+
+    /// Wall-clock start (read from the monotonic one: one clock read per request, not two).
+    pub(crate) fn time(&self) -> SystemTime {
+        SystemTime::now() - self.started.elapsed()
+    }
+}
+
+/// What is known about the response so far.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ResponseInfo {
+    /// Status code, once response headers exist.
+    pub code: Option<u16>,
+    /// Body bytes, once known.
+    pub size: Option<u64>,
+    /// Set when the request is complete (in `on_log`).
+    pub duration: Option<Duration>,
+    /// Why the sidecar answered, e.g. `via_upstream`, `local_reply`.
+    pub code_details: Option<&'static str>,
+}
+
+/// A local response a plugin asked for (`proxy_send_local_response`), applied after the
+/// callback returns (never re-entrantly).
+#[derive(Clone, Debug)]
+pub(crate) struct LocalResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Extra headers.
+    pub headers: Pairs,
+}
+
+/// One request's view, keyed by its context id. Header maps are shared with the filter
+/// (`Arc`, copied only when a guest writes): nothing is serialised until a guest reads it.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    /// Request facts.
+    pub info: Arc<RequestInfo>,
+    /// Response facts.
+    pub response: ResponseInfo,
+    /// Request headers.
+    pub request_headers: Arc<HeaderMap>,
+    /// Response headers, once received.
+    pub response_headers: Option<Arc<HeaderMap>>,
+    /// Request trailers, if any.
+    pub request_trailers: Option<Arc<HeaderMap>>,
+    /// Response trailers, if any.
+    pub response_trailers: Option<Arc<HeaderMap>>,
+    /// Set when the guest changed the request headers.
+    pub request_headers_changed: bool,
+    /// Set when the guest changed the response headers.
+    pub response_headers_changed: bool,
+    /// Values written with `proxy_set_property`, by raw path.
+    pub properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// A pending local response.
+    pub local_response: Option<LocalResponse>,
+    /// The guest called `proxy_continue_stream` (or closed the stream).
+    pub resumed: bool,
+    /// The guest called `proxy_done`.
+    pub done: bool,
+    /// A local reply was accepted for this context (a second one is refused, as in Envoy).
+    pub local_reply_sent: bool,
+    /// The response head has left: a local reply can no longer be sent.
+    pub head_sent: bool,
+}
+
+impl Stream {
+    /// A fresh view for a request with these headers.
+    pub(crate) fn new(info: Arc<RequestInfo>, request_headers: Arc<HeaderMap>) -> Stream {
+        Stream {
+            info,
+            response: ResponseInfo::default(),
+            request_headers,
+            response_headers: None,
+            request_trailers: None,
+            response_trailers: None,
+            request_headers_changed: false,
+            response_headers_changed: false,
+            properties: HashMap::new(),
+            local_response: None,
+            resumed: false,
+            done: false,
+            local_reply_sent: false,
+            head_sent: false,
+        }
+    }
+
+    /// The map of that type as the guest sees it, if this phase has it; `f` gets the view
+    /// (pseudo-headers live on the stack for the call).
+    pub(crate) fn with_map<R>(&self, map: MapType, f: impl FnOnce(MapView<'_>) -> R) -> Option<R> {
+        match map {
+            MapType::RequestHeaders => {
+                let info = &self.info;
+                let pseudo = [
+                    (":method", info.method.as_str()),
+                    (":path", info.path()),
+                    (":authority", info.host(&self.request_headers)),
+                    (":scheme", "http"),
+                ];
+                Some(f(MapView {
+                    pseudo: &pseudo,
+                    headers: &self.request_headers,
+                }))
+            }
+            MapType::ResponseHeaders => {
+                let headers = self.response_headers.as_deref()?;
+                let digits = self
+                    .response
+                    .code
+                    .filter(|c| (100..1000).contains(c))
+                    .map(|c| [c / 100, c / 10 % 10, c % 10].map(|d| b'0' + d as u8));
+                let status = digits
+                    .as_ref()
+                    .and_then(|d| std::str::from_utf8(d).ok())
+                    .unwrap_or_default();
+                Some(f(MapView {
+                    pseudo: &[(":status", status)],
+                    headers,
+                }))
+            }
+            MapType::RequestTrailers => self.request_trailers.as_deref().map(|headers| {
+                f(MapView {
+                    pseudo: &[],
+                    headers,
+                })
+            }),
+            MapType::ResponseTrailers => self.response_trailers.as_deref().map(|headers| {
+                f(MapView {
+                    pseudo: &[],
+                    headers,
+                })
+            }),
+            // A callout's maps belong to the instance, not to a stream.
+            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => None,
+        }
+    }
+
+    /// The real headers of that map for writing (copied first if the filter still shares
+    /// them), marking it changed.
+    pub(crate) fn map_mut(&mut self, map: MapType) -> Option<&mut HeaderMap> {
+        let shared = match map {
+            MapType::RequestHeaders => {
+                self.request_headers_changed = true;
+                &mut self.request_headers
+            }
+            MapType::ResponseHeaders => {
+                self.response_headers_changed = true;
+                self.response_headers.as_mut()?
+            }
+            MapType::RequestTrailers => self.request_trailers.as_mut()?,
+            MapType::ResponseTrailers => self.response_trailers.as_mut()?,
+            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => return None,
+        };
+        Some(Arc::make_mut(shared))
+    }
+}
+
+/// A buffer readable during the current callback (a configuration or a body).
+#[derive(Debug)]
+pub(crate) struct Buffer {
+    /// Which one.
+    pub kind: BufferType,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Set when the guest replaced part of it.
+    pub changed: bool,
+}
+
+/// The `T` of an instance's `Store<T>`.
+pub(crate) struct HostState {
+    /// The plugin this instance belongs to.
+    pub plugin: Arc<PluginShared>,
+    /// Memory limit bookkeeping.
+    pub limiter: Limiter,
+    /// The guest's exported memory.
+    pub memory: Option<Memory>,
+    /// The guest's allocator (an `Arc`: cloning a `TypedFunc` per allocation is not free).
+    pub alloc: Option<Arc<TypedFunc<i32, i32>>>,
+    /// The context whose callback is running.
+    pub current: u32,
+    /// The context hostcalls act on (`proxy_set_effective_context`), reset per callback.
+    pub effective: u32,
+    /// Next context id to hand out (root is 1).
+    pub next_context_id: u32,
+    /// Request views by context id.
+    pub streams: HashMap<u32, Stream>,
+    /// The buffer of the current callback.
+    pub buffer: Option<Buffer>,
+    /// The tick period the root context asked for (`None`: no change since last read).
+    pub tick_period: Option<Duration>,
+    /// The last CRITICAL message (the SDK's panic hook logs the panic there before trapping).
+    pub last_critical: Option<String>,
+    /// The level `proxy_get_log_level` reports (the subscriber's, at instance start).
+    pub log_level: LogLevel,
+    /// HTTP callouts asked for during the current callback, started once it returns.
+    pub pending_calls: Vec<PendingCall>,
+    /// Next callout token (unique per instance: the SDK routes answers by token).
+    pub next_token: u32,
+    /// The callout answer `on_http_call_response` is reading, during that callback only.
+    pub call_answer: Option<CallAnswer>,
+    /// Queues this instance registered since the last look (their watchers start after the
+    /// callback).
+    pub registered_queues: Vec<u32>,
+    /// This instance as a queue owner (its plugin, slot and generation).
+    pub owner: Option<Owner>,
+}
+
+impl HostState {
+    /// State for a new instance of `plugin`.
+    pub(crate) fn new(plugin: Arc<PluginShared>, owner: Owner) -> HostState {
+        let limiter = Limiter::new(plugin.config.memory_limit_bytes());
+        HostState {
+            plugin,
+            limiter,
+            memory: None,
+            alloc: None,
+            current: 0,
+            effective: 0,
+            next_context_id: 2,
+            streams: HashMap::new(),
+            buffer: None,
+            tick_period: None,
+            last_critical: None,
+            log_level: current_log_level(),
+            pending_calls: Vec::new(),
+            next_token: 1,
+            call_answer: None,
+            registered_queues: Vec::new(),
+            owner: Some(owner),
+        }
+    }
+
+    /// The map of that type as the guest sees it now: a stream's map of the effective context,
+    /// or the answer of the callout being delivered.
+    pub(crate) fn with_map<R>(&self, map: MapType, f: impl FnOnce(MapView<'_>) -> R) -> Option<R> {
+        match map {
+            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
+                self.call_answer.as_ref()?.with_map(map, f)
+            }
+            _ => self.stream()?.with_map(map, f),
+        }
+    }
+
+    /// The stream view the hostcall acts on, if the effective context is a request.
+    pub(crate) fn stream(&self) -> Option<&Stream> {
+        self.streams.get(&self.effective)
+    }
+
+    /// Mutable access to the effective stream view.
+    pub(crate) fn stream_mut(&mut self) -> Option<&mut Stream> {
+        self.streams.get_mut(&self.effective)
+    }
+}
+
+/// The most verbose level the sidecar's `tracing` subscriber records, as the guest's
+/// `proxy_get_log_level` sees it (plugins use it to skip formatting what would be dropped).
+fn current_log_level() -> LogLevel {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::TRACE => LogLevel::Trace,
+        LevelFilter::DEBUG => LogLevel::Debug,
+        LevelFilter::INFO => LogLevel::Info,
+        LevelFilter::WARN => LogLevel::Warn,
+        LevelFilter::ERROR => LogLevel::Error,
+        _ => LogLevel::Critical,
+    }
+}

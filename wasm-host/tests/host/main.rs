@@ -1,0 +1,12 @@
+//! The Proxy-Wasm host alone, with no proxy: hand-written WAT modules (`tests/wat/`) through
+//! the real plugin layer in front of an in-process tower upstream (`host_abi`, `faults`),
+//! reloads of the plugin set (`reload`), and an AssemblyScript plugin's known load failure
+//! (`assemblyscript`). Plugins in the whole sidecar are `sidecar/tests/plugins/`.
+#![allow(clippy::unwrap_used)]
+
+mod assemblyscript;
+mod faults;
+mod host_abi;
+mod logs;
+mod reload;
+mod support;
