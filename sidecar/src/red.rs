@@ -207,6 +207,13 @@ impl Recording {
             // code yet means the client went away before the call ended.
             if let Some(grpc) = self.grpc.as_ref().filter(|grpc| grpc.is_grpc()) {
                 outcome.status = Some(grpc.code().unwrap_or(Code::CANCELLED).http_status());
+                if let Some(idle) = grpc.broken() {
+                    outcome.body_error = Some(if idle {
+                        metrics::BODY_TIMEOUT
+                    } else {
+                        metrics::BODY_ERROR
+                    });
+                }
             }
             if let Some((tracing, traced)) = self.trace.as_deref() {
                 outcome.trace = Some(traced.context.trace_id);

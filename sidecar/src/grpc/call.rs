@@ -1,6 +1,8 @@
 //! One gRPC call in flight: its status as the RED layer reads it ([`CallStatus`]), the call
 //! itself, counted as handled when its last part goes ([`Call`]), and its bodies, which count
-//! messages and read the status from the trailers ([`Counted`]).
+//! messages and read the status from the trailers ([`Counted`]). A response stream the upstream
+//! breaks off ends, for the client, with `grpc-status` 14 in trailers rather than a reset
+//! stream (which gRPC clients read as INTERNAL): the client and the metrics then agree.
 
 use std::{
     pin::Pin,
@@ -12,15 +14,19 @@ use std::{
 };
 
 use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
 use http_body::{Frame, SizeHint};
 use tokio::time::Instant;
 
 use super::{
     messages::MessageCounter,
     metrics::{CallSeries, GrpcMetrics},
-    status::Code,
+    status::{Code, GRPC_MESSAGE, GRPC_STATUS},
 };
-use crate::body::{Body, BoxError};
+use crate::{
+    body::{Body, BoxError, caused_by},
+    proxy::BodyIdleTimeout,
+};
 
 /// A call's final gRPC status, for the RED layer: set when the response ends.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +35,10 @@ pub struct CallStatus(Arc<AtomicU8>);
 const UNSET: u8 = u8::MAX;
 /// Marks a code derived from the HTTP status of a response that carried none.
 const DERIVED: u8 = 0x80;
+/// Marks a response stream the upstream broke off (0x20: by going silent past the idle timeout).
+const BROKEN: u8 = 0x40;
+const BROKEN_IDLE: u8 = 0x20;
+const FLAGS: u8 = DERIVED | BROKEN | BROKEN_IDLE;
 
 impl CallStatus {
     pub(super) fn new() -> Self {
@@ -43,11 +53,24 @@ impl CallStatus {
         self.0.store(code.0 | DERIVED, Relaxed);
     }
 
+    fn set_broken(&self, code: Code, idle: bool) {
+        self.0.store(
+            code.0 | BROKEN | if idle { BROKEN_IDLE } else { 0 },
+            Relaxed,
+        );
+    }
+
+    /// Whether the upstream broke the response stream off, and if so whether by going silent:
+    /// still an upstream error in the RED family, though the client got a gRPC status.
+    pub fn broken(&self) -> Option<bool> {
+        let v = self.0.load(Relaxed);
+        (v != UNSET && v & BROKEN != 0).then_some(v & BROKEN_IDLE != 0)
+    }
     /// The code, once the call has ended.
     pub fn code(&self) -> Option<Code> {
         Some(self.0.load(Relaxed))
             .filter(|&c| c != UNSET)
-            .map(|c| Code(c & !DERIVED))
+            .map(|c| Code(c & !FLAGS))
     }
 
     /// Whether the code is one a gRPC peer sent (or the sidecar made, or the client's hang-up),
@@ -86,6 +109,26 @@ pub(super) struct Counted {
     pub(super) counter: MessageCounter,
     pub(super) call: Arc<Call>,
     pub(super) incoming: bool,
+    /// The status trailers have been sent in place of the upstream's error.
+    pub(super) ended: bool,
+}
+
+/// The trailers that end a response stream the upstream broke off.
+fn broken_off(idle: bool) -> Frame<Bytes> {
+    let mut trailers = HeaderMap::new();
+    trailers.insert(
+        GRPC_STATUS,
+        HeaderValue::from(u16::from(Code::UNAVAILABLE.0)),
+    );
+    trailers.insert(
+        GRPC_MESSAGE,
+        HeaderValue::from_static(if idle {
+            "upstream went silent mid-stream"
+        } else {
+            "upstream connection lost mid-stream"
+        }),
+    );
+    Frame::trailers(trailers)
 }
 
 impl http_body::Body for Counted {
@@ -97,6 +140,9 @@ impl http_body::Body for Counted {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
@@ -121,8 +167,13 @@ impl http_body::Body for Counted {
                         .set(Code::from_headers(trailers).unwrap_or(Code::UNKNOWN));
                 }
             }
-            // The stream broke: the client sees the call fail as unavailable.
-            Some(Err(_)) if !this.incoming => this.call.status.set(Code::UNAVAILABLE),
+            // The upstream broke the stream: the call ends as unavailable, in trailers.
+            Some(Err(error)) if !this.incoming => {
+                let idle = caused_by::<BodyIdleTimeout>(error.as_ref());
+                this.call.status.set_broken(Code::UNAVAILABLE, idle);
+                this.ended = true;
+                return Poll::Ready(Some(Ok(broken_off(idle))));
+            }
             // The response ended without trailers: no status, which clients read as unknown.
             None if !this.incoming && this.call.status.code().is_none() => {
                 this.call.status.set(Code::UNKNOWN);
@@ -133,7 +184,7 @@ impl http_body::Body for Counted {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -116,6 +116,7 @@ where
                 counter: MessageCounter::default(),
                 call: call.clone(),
                 incoming: true,
+                ended: false,
             })
         });
         ResponseFuture {
@@ -191,6 +192,7 @@ fn respond(mut response: Response<Body>, call: Option<Arc<Call>>) -> Response<Bo
             counter: MessageCounter::default(),
             call,
             incoming: false,
+            ended: false,
         })
     })
 }

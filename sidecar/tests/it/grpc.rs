@@ -1,7 +1,7 @@
 //! gRPC through the sidecar, with real peers: tonic's health service (unary `Check`,
 //! server-streaming `Watch`) and reflection service (bidirectional) upstream, their generated
 //! clients downstream. The go-grpc-prometheus families and the RED family afterwards; the
-//! sidecar's own failures as gRPC errors; `grpc-timeout`.
+//! sidecar's own failures as gRPC errors; `grpc-timeout`; an upstream that dies mid-stream.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -294,4 +294,72 @@ async fn a_call_past_its_grpc_timeout_ends_with_deadline_exceeded() {
         .await;
     assert_eq!(scrape.sum("http_requests_total", &[("status", "5xx")]), 1.0);
     drop(silent);
+}
+
+/// Relays TCP connections to `to` until aborted; aborting drops both sockets, which is what the
+/// sidecar sees when the upstream's process dies (its kernel closes the connections).
+async fn relay(to: SocketAddr) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                let mut outbound = tokio::net::TcpStream::connect(to).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn an_upstream_that_dies_mid_stream_ends_the_call_as_unavailable_not_a_hang() {
+    let upstream = grpc_upstream().await;
+    let (relay_addr, relay_task) = relay(upstream.addr).await;
+    let sidecar = Sidecar::start(
+        &format!("http://{relay_addr}"),
+        "[protocols]\nupstream = \"h2c\"\n",
+    )
+    .await;
+    let mut health = HealthClient::new(channel(&sidecar).await);
+    let mut updates = health
+        .watch(check("redside.Test"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        updates.next().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+
+    relay_task.abort();
+    let end = tokio::time::timeout(Duration::from_secs(10), updates.next())
+        .await
+        .expect("the stream ends when its upstream dies");
+    // A gRPC status in trailers, not a reset stream (which clients read as INTERNAL): the
+    // client and the metrics say the same thing.
+    let status = end.expect("an error, not a clean end").unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "upstream connection lost mid-stream");
+
+    let scrape = sidecar
+        .scrape_until("the broken call handled", |s| {
+            s.sum("grpc_server_handled_total", &[]) == 1.0
+        })
+        .await;
+    assert_eq!(
+        handled(&scrape, "unary", HEALTH, "Watch", "Unavailable"),
+        Some(1.0)
+    );
+    // Still the upstream's failure in the RED family.
+    assert_eq!(scrape.sum("http_requests_total", &[("status", "5xx")]), 1.0);
+    assert_eq!(
+        scrape.sum(
+            "sidecar_upstream_errors_total",
+            &[("error_type", "body_error")]
+        ),
+        1.0
+    );
+    assert_eq!(scrape.sum("sidecar_upstream_errors_total", &[]), 1.0);
 }
