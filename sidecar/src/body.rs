@@ -26,12 +26,19 @@ pub fn caused_by_client(error: &(dyn std::error::Error + 'static)) -> bool {
 pub fn caused_by<E: std::error::Error + 'static>(
     error: &(dyn std::error::Error + 'static),
 ) -> bool {
+    find::<E>(error).is_some()
+}
+
+/// The first `E` in `error` and its `source()` chain.
+pub fn find<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
     let mut current = Some(error);
     while let Some(e) = current {
-        if e.is::<E>() {
-            return true;
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
         }
         current = e.source();
     }
-    false
+    None
 }

@@ -8,7 +8,10 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::body::{self, Body};
+use crate::{
+    body::{self, Body},
+    proxy::BodyIdleTimeout,
+};
 
 /// Header naming the reason on every response the sidecar made itself.
 pub const ERROR_HEADER: &str = "x-sidecar-error";
@@ -99,6 +102,25 @@ impl ProxyError {
         )
     }
 
+    /// The reason for a response body that broke off before anything reached the client (a
+    /// plugin was buffering it): what the same failure gets when it shows in the read-ahead.
+    pub fn for_broken_body(error: &(dyn std::error::Error + 'static)) -> ProxyError {
+        if body::caused_by::<BodyIdleTimeout>(error) {
+            Self::ResponseTimeout
+        } else if body::caused_by::<std::io::Error>(error) {
+            Self::UpstreamReset
+        } else if let Some(error) = body::find::<hyper::Error>(error) {
+            if error.is_parse() {
+                Self::ProtocolError
+            } else {
+                Self::UpstreamReset
+            }
+        } else {
+            // The HTTP/1.1 leg's own framing errors.
+            Self::ProtocolError
+        }
+    }
+
     /// The response the sidecar sends in place of the upstream's.
     pub fn into_response(self) -> Response<Body> {
         let json = serde_json::json!({ "error": self.to_string(), "type": self.error_type() });
@@ -112,6 +134,16 @@ impl ProxyError {
         headers.insert(ERROR_HEADER, HeaderValue::from_static(self.error_type()));
         response.extensions_mut().insert(self);
         response
+    }
+}
+
+/// The plugin host's 502 for a response body that broke off while plugins buffered it
+/// ([`wasm_host::BrokenBody`]) becomes the sidecar's own error response, classified like the
+/// same failure without plugins; every other response passes as it is.
+pub fn answer_broken_body(response: Response<Body>) -> Response<Body> {
+    match response.extensions().get::<wasm_host::BrokenBody>() {
+        Some(broken) => ProxyError::for_broken_body(broken.0.as_ref().as_ref()).into_response(),
+        None => response,
     }
 }
 

@@ -4,7 +4,9 @@
 //!    starts the clock, records the RED family when the response body ends;
 //! 2. [`Grpc`](crate::grpc::Grpc): gRPC calls' own families, and gRPC-shaped sidecar errors;
 //! 3. the plugin layer slot (Proxy-Wasm host): sees every routed request, including the
-//!    responses the sidecar makes itself below it;
+//!    responses the sidecar makes itself below it; its 502 for a response body that broke off
+//!    while plugins buffered it becomes the sidecar's own error response
+//!    ([`answer_broken_body`](crate::error::answer_broken_body));
 //! 4. [`Limit`](crate::limit::Limit): 503 `overloaded` past `max_concurrent_requests`;
 //! 5. [`Proxy`](crate::proxy::Proxy): forwards upstream, 502/504 on failure.
 
@@ -92,6 +94,8 @@ impl Stack {
         ServiceBuilder::new()
             .layer(self.red.clone())
             .layer(self.grpc.clone())
+            // The plugins' 502 for a body that broke while they buffered it, as the sidecar's own.
+            .map_response(crate::error::answer_broken_body as fn(_) -> _)
             // PLUGIN LAYER: between Red and the limit, so plugins see the sidecar's own 502/503/504.
             .layer(PluginLayer::new(self.plugins.clone()))
             .layer(self.limit.clone())

@@ -43,8 +43,8 @@ pub(crate) enum Collected {
     },
     /// Over the limit: the original body, unchanged for the receiver.
     TooLarge(Body),
-    /// Reading failed: this body replays what was read and then the error.
-    Failed(Body),
+    /// Reading failed: the frames read before the error, and the error.
+    Failed(VecDeque<Frame<Bytes>>, BoxError),
 }
 
 /// Reads `body` whole if it fits in `limit` bytes.
@@ -58,15 +58,7 @@ pub(crate) async fn collect(mut body: Body, limit: usize) -> Collected {
     while let Some(frame) = body.frame().await {
         let frame = match frame {
             Ok(frame) => frame,
-            Err(error) => {
-                return Collected::Failed(
-                    Prefixed {
-                        prefix: seen,
-                        rest: failed(error),
-                    }
-                    .boxed_unsync(),
-                );
-            }
+            Err(error) => return Collected::Failed(seen, error),
         };
         if let Some(chunk) = frame.data_ref() {
             data.extend_from_slice(chunk);
@@ -106,11 +98,13 @@ pub(crate) fn rebuild(data: Bytes, trailers: Option<HeaderMap>) -> Body {
     .boxed_unsync()
 }
 
-fn failed(error: BoxError) -> Body {
-    http_body_util::StreamBody::new(futures_util::stream::once(async move {
+/// A body that replays the frames `read` and then fails with `error`, as the original did.
+pub(crate) fn replay_failed(read: VecDeque<Frame<Bytes>>, error: BoxError) -> Body {
+    let rest = http_body_util::StreamBody::new(futures_util::stream::once(async move {
         Err::<Frame<Bytes>, _>(error)
     }))
-    .boxed_unsync()
+    .boxed_unsync();
+    Prefixed { prefix: read, rest }.boxed_unsync()
 }
 
 /// Frames already read, then the rest of the body.

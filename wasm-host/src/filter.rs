@@ -25,13 +25,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body::Body as _;
 use tower::{Layer, Service};
 
-use super::body::{Collected, Observed, collect, rebuild};
+use super::body::{Collected, Observed, collect, rebuild, replay_failed};
 use super::plugin::Plugin;
 use super::set::{PluginSet, WorkerSnapshot};
 use super::state::{LocalResponse, Pairs, RequestInfo};
 use super::stream::{ActiveStream, Ending, Outcome};
 use crate::RouteTemplate;
-use crate::body::Body;
+use crate::body::{Body, BoxError};
 
 /// Wraps a service with the plugin set.
 #[derive(Clone, Debug)]
@@ -144,6 +144,21 @@ fn local_response(local: LocalResponse) -> Response<Body> {
     response
 }
 
+/// The 502 for a response body that broke off while it was being buffered.
+fn broken_body(error: BoxError) -> Response<Body> {
+    tracing::debug!(%error, "response body broke off while plugins were buffering it; answering 502");
+    let mut response = Response::new(crate::body::full("upstream response body broke off\n"));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    response
+        .extensions_mut()
+        .insert(crate::BrokenBody(Arc::new(error)));
+    response
+}
+
 /// Whether a phase paused and, after waiting, produced a local response.
 async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
     if outcome.paused && outcome.local.is_none() {
@@ -240,7 +255,8 @@ async fn filter(
                 );
                 body
             }
-            Collected::Failed(body) => body,
+            // The client's body broke: the inner service sees it break the same way.
+            Collected::Failed(read, error) => replay_failed(read, error),
         };
     }
     // Plugins that export nothing past the request phases are done with this request.
@@ -272,6 +288,7 @@ async fn respond(
     let mut code = response.status().as_u16();
     let mut headers = Arc::new(std::mem::take(response.headers_mut()));
     let mut late = None;
+    let mut broken = None;
     for stream in streams.iter().rev() {
         let Some(mut outcome) = stream.response_headers(code, &headers, details) else {
             continue;
@@ -323,10 +340,19 @@ async fn respond(
                 );
                 body
             }
-            Collected::Failed(body) => body,
+            // Nothing has reached the client: a clean 502 instead of a head and a broken body.
+            Collected::Failed(_, error) => {
+                broken = Some(error);
+                crate::body::empty()
+            }
         };
     }
-    if let Some(local) = late {
+    if let Some(error) = broken {
+        *response = broken_body(error);
+        code = response.status().as_u16();
+        headers = Arc::new(std::mem::take(response.headers_mut()));
+        details = "upstream_body_broken";
+    } else if let Some(local) = late {
         // The upstream's response is dropped unread: the client gets the plugin's answer.
         *response = local_response(local);
         code = response.status().as_u16();

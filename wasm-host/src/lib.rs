@@ -2,7 +2,9 @@
 //! 0.2.0/0.2.1) run on wasmtime, see every request that goes through the layer, and define
 //! metrics that appear in the server's Prometheus registry. The host knows nothing of the
 //! server it runs in: it takes `Request<Body>`, gives `Response<Body>`, and reads two request
-//! extensions the server may insert, [`RouteTemplate`] and `serve::Peer`.
+//! extensions the server may insert, [`RouteTemplate`] and `serve::Peer`. One response extension
+//! goes the other way: [`BrokenBody`], on the 502 that replaces a response whose body broke off
+//! while plugins were buffering it.
 //!
 //! # Interface
 //! - **Load a plugin set**: [`WasmRuntime::new`] once per process (engine, hostcalls, metrics
@@ -73,6 +75,12 @@ pub use config::{LabelConvention, PluginConfig, PluginKind, TagRegex};
 pub use filter::{PluginLayer, PluginService};
 pub use runtime::WasmRuntime;
 pub use set::{PluginSet, PreparedReload};
+
+/// On the 502 the [`PluginLayer`] answers when the inner service's response body failed while
+/// plugins were buffering it (nothing had reached the client yet, so a clean error can still
+/// replace it): the body's error, for the server to classify and answer in its own way.
+#[derive(Clone, Debug)]
+pub struct BrokenBody(pub Arc<BoxError>);
 
 /// The route template a request matched (e.g. `/items/{id}`), which plugins read as the
 /// `route_name` property. The server inserts it into the request's extensions before the

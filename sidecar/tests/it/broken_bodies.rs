@@ -1,6 +1,8 @@
 //! Response bodies that break: at once (nothing has reached the client yet: a 502 instead of
 //! an empty reply), later (the client sees an incomplete message, counted as `body_error`), or
-//! by going silent (cut at `response_body_idle_timeout`, counted as `body_timeout`).
+//! by going silent (cut at `response_body_idle_timeout`, counted as `body_timeout`). With a
+//! plugin buffering the response, nothing has reached the client when the body breaks: a 502
+//! (or 504) and its error type, never an empty reply.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -116,4 +118,59 @@ async fn a_body_that_goes_silent_is_cut_at_the_idle_timeout() {
         "the client sees an incomplete body: {result:?}"
     );
     assert_eq!(error_count(&sidecar, "body_timeout").await, 1.0);
+}
+
+/// A plugin that buffers every response body (the example `items-business`, built by
+/// `plugins/build`), and an idle timeout short enough for a test.
+fn buffering_plugin() -> String {
+    let wasm = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/dist/items-business.wasm"
+    );
+    assert!(
+        std::path::Path::new(wasm).exists(),
+        "{wasm} missing: run plugins/build"
+    );
+    format!(
+        "[limits]\nresponse_body_idle_timeout = \"300ms\"\n\n[[plugins]]\nname = \"buffering\"\npath = \"{wasm}\"\nresponse_body = true\n"
+    )
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_while_a_plugin_buffers_it_is_a_502() {
+    for (rest, error_type) in [("", "upstream_reset"), ("zz\r\n", "protocol_error")] {
+        let addr = upstream(
+            if rest.is_empty() {
+                "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b"
+            } else {
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\na\r\nonly ten b\r\n"
+            },
+            Duration::from_millis(200),
+            Some(rest),
+        )
+        .await;
+        let sidecar = Sidecar::start(&format!("http://{addr}"), &buffering_plugin()).await;
+        let r = testkit::http::get(&sidecar.url("/x")).await.unwrap();
+        assert_eq!(r.status, 502, "{error_type}: {}", r.text());
+        assert_eq!(r.headers["x-sidecar-error"], error_type);
+        assert_eq!(error_count(&sidecar, error_type).await, 1.0);
+        let scrape = sidecar.scrape().await;
+        assert_eq!(scrape.sum("http_requests_total", &[("status", "5xx")]), 1.0);
+        assert_eq!(total(&scrape, "sidecar_plugin_faults_total"), 0.0);
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_goes_silent_while_a_plugin_buffers_it_is_a_504() {
+    let addr = upstream(
+        "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b",
+        Duration::ZERO,
+        None,
+    )
+    .await;
+    let sidecar = Sidecar::start(&format!("http://{addr}"), &buffering_plugin()).await;
+    let r = testkit::http::get(&sidecar.url("/x")).await.unwrap();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.headers["x-sidecar-error"], "response_timeout");
+    assert_eq!(error_count(&sidecar, "response_timeout").await, 1.0);
 }
