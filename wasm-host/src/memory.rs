@@ -126,3 +126,28 @@ pub(crate) fn status(result: Result<(), Status>) -> i32 {
         Err(status) => status.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::range;
+
+    proptest! {
+        // Guest pointers and lengths are any i32 (negative ones are large u32s): a range is
+        // given only when it lies inside memory, and then it is exactly what was asked for.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn a_guest_range_is_inside_memory_or_refused(ptr in any::<i32>(), len in any::<i32>(), size in 0..(1usize << 33)) {
+            let (start, len) = (ptr as u32 as u64, len as u32 as u64);
+            match range(ptr, len as u32 as i32, size) {
+                Ok(r) => {
+                    prop_assert!(r.end <= size);
+                    prop_assert_eq!((r.start as u64, (r.end - r.start) as u64), (start, len));
+                }
+                Err(_) => prop_assert!(start + len > size as u64),
+            }
+        }
+    }
+}

@@ -164,4 +164,62 @@ mod tests {
         bytes[last] = b'x';
         assert!(parse(&bytes).is_none());
     }
+
+    mod properties {
+        //! The decoder reads guest memory, so any bytes at all: it never panics, accepts only
+        //! the exact encoding of what it returns, and round-trips every map it could be given.
+        use proptest::prelude::*;
+
+        use super::super::{parse, serialize};
+
+        fn pairs() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
+            // NULs inside keys and values too: lengths, not terminators, delimit them.
+            let bytes = || prop::collection::vec(any::<u8>(), 0..24);
+            prop::collection::vec((bytes(), bytes()), 0..12)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            #[test]
+            fn any_map_round_trips(pairs in pairs()) {
+                prop_assert_eq!(parse(&serialize(&pairs)), Some(pairs));
+            }
+
+            #[test]
+            fn any_bytes_are_refused_or_are_the_exact_encoding(
+                bytes in prop::collection::vec(any::<u8>(), 0..96),
+            ) {
+                if let Some(pairs) = parse(&bytes) {
+                    if pairs.is_empty() {
+                        prop_assert!(bytes.is_empty() || bytes == [0, 0, 0, 0]);
+                    } else {
+                        prop_assert_eq!(serialize(&pairs), bytes);
+                    }
+                }
+            }
+
+            #[test]
+            fn a_damaged_encoding_is_refused_or_reads_as_what_it_now_says(
+                pairs in pairs(),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+                cut in any::<prop::sample::Index>(),
+                damage in 0..3u8,
+            ) {
+                let mut bytes = serialize(&pairs);
+                prop_assume!(!bytes.is_empty());
+                match damage {
+                    0 => { let i = at.index(bytes.len()); bytes[i] = byte; }
+                    1 => bytes.truncate(cut.index(bytes.len())),
+                    _ => bytes.insert(at.index(bytes.len() + 1), byte),
+                }
+                if let Some(read) = parse(&bytes)
+                    && !read.is_empty()
+                {
+                    prop_assert_eq!(serialize(&read), bytes);
+                }
+            }
+        }
+    }
 }
