@@ -98,7 +98,9 @@ impl PluginInstance {
         let plugin_config_len = shared.config.configuration.len() as i32;
         let mut store = Store::new(engine, HostState::new(shared, owner));
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(start_deadline);
+        store.epoch_deadline_callback(|mut store| Ok(store.data_mut().deadline.expired()));
+        let ticks = store.data_mut().deadline.arm(start_deadline);
+        store.set_epoch_deadline(ticks);
         let fail = |kind, e: wasmtime::Error| Fault {
             kind,
             message: format!("{e:#}"),
@@ -210,7 +212,8 @@ impl PluginInstance {
         let state = self.store.data_mut();
         state.current = ctx;
         state.effective = ctx;
-        self.store.set_epoch_deadline(self.deadline);
+        let ticks = state.deadline.arm(self.deadline);
+        self.store.set_epoch_deadline(ticks);
         let clock = clock();
         let started = clock.raw();
         let result = func.call(&mut self.store, params);

@@ -14,7 +14,7 @@ use super::abi::{BufferType, LogLevel, MapType};
 use super::callout::{CallAnswer, PendingCall};
 use super::cluster::ClusterSet;
 use super::config::PluginConfig;
-use super::limits::Limiter;
+use super::limits::{CpuDeadline, Limiter};
 use super::metrics::MetricStore;
 use super::pairs::MapView;
 use super::queues::{Owner, QueueRegistry};
@@ -289,6 +289,8 @@ pub(crate) struct HostState {
     pub registered_queues: Vec<u32>,
     /// This instance as a queue owner (its plugin, slot and generation).
     pub owner: Option<Owner>,
+    /// The deadline of the guest call in progress.
+    pub deadline: CpuDeadline,
 }
 
 impl HostState {
@@ -313,6 +315,7 @@ impl HostState {
             call_answer: None,
             registered_queues: Vec::new(),
             owner: Some(owner),
+            deadline: CpuDeadline::default(),
         }
     }
 
