@@ -54,7 +54,10 @@ impl Default for LimitsConfig {
             max_concurrent_requests: 4096,
             grace_period: Duration::from_secs(10),
             final_scrape_wait: Duration::from_secs(5),
-            pool_idle_timeout: Duration::from_secs(60),
+            // Below the keep-alive timeouts of common upstreams (uvicorn and Node 5 s, the
+            // items API 10 s): a POST sent on a connection the upstream is closing as idle
+            // can't be retried, and bench/stress.sh saw such 502s with 60 s here.
+            pool_idle_timeout: Duration::from_secs(4),
         }
     }
 }
