@@ -6,7 +6,11 @@
 //!   (the response head has not left: the host replaces the upstream's answer);
 //! - asks for a local reply from `on_log` when the request had `x-late: log`, after the
 //!   response has left: the host refuses it as Envoy does, and the SDK turns that refusal into
-//!   a panic (counted as a fault; the client already has its answer).
+//!   a panic (counted as a fault; the client already has its answer);
+//! - with `x-show-view: 1` on the request, returns how it saw the request in response headers
+//!   (`x-seen-method`, `-path`, `-authority`, `-protocol` from `:method`, `:path`, `:authority`
+//!   and the `request.protocol` property), so a test can check what plugins are shown of an
+//!   HTTP/2 or gRPC request.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -46,6 +50,7 @@ impl RootContext for Root {
         Some(Box::new(Watch {
             ids: self.ids.clone(),
             late: None,
+            view: Vec::new(),
         }))
     }
 
@@ -57,6 +62,8 @@ impl RootContext for Root {
 struct Watch {
     ids: Vec<u32>,
     late: Option<String>,
+    /// What the request looked like, to be shown in the response when it asked.
+    view: Vec<(&'static str, String)>,
 }
 
 impl Watch {
@@ -76,6 +83,21 @@ impl Context for Watch {}
 impl HttpContext for Watch {
     fn on_http_request_headers(&mut self, _n: usize, _eos: bool) -> Action {
         self.late = self.get_http_request_header("x-late");
+        if self.get_http_request_header("x-show-view").is_some() {
+            for (shown, pseudo) in [
+                ("x-seen-method", ":method"),
+                ("x-seen-path", ":path"),
+                ("x-seen-authority", ":authority"),
+            ] {
+                let value = self.get_http_request_header(pseudo).unwrap_or_default();
+                self.view.push((shown, value));
+            }
+            let protocol = self
+                .get_property(vec!["request", "protocol"])
+                .and_then(|p| String::from_utf8(p).ok())
+                .unwrap_or_default();
+            self.view.push(("x-seen-protocol", protocol));
+        }
         Action::Continue
     }
 
@@ -88,6 +110,9 @@ impl HttpContext for Watch {
         if self.late.as_deref() == Some("headers") {
             self.send_http_response(418, vec![("x-late", "headers")], Some(b"replaced late\n"));
             return Action::Pause;
+        }
+        for (name, value) in &self.view {
+            self.add_http_response_header(name, value);
         }
         Action::Continue
     }

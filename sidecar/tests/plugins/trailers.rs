@@ -2,7 +2,9 @@
 //! with the public SDK): request trailers reach `on_request_trailers` after the body, response
 //! trailers reach `on_response_trailers` before `on_log`; a local reply from
 //! `on_response_headers` replaces the upstream's answer; one from `on_log`, after the response
-//! has left, is refused (the client's answer is unchanged; the SDK traps on the refusal).
+//! has left, is refused (the client's answer is unchanged; the SDK traps on the refusal); an
+//! HTTP/2 gRPC-shaped request is shown to plugins as Envoy shows it (`:method`, `:path`,
+//! `:authority`, `request.protocol`).
 
 use std::path::Path;
 
@@ -88,4 +90,40 @@ async fn a_local_reply_before_the_head_leaves_replaces_the_response_and_a_later_
     // The plugin goes on (on a fresh instance).
     let (status, _, _) = get(&sidecar.url("/items"), &[]).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_see_http2_and_grpc_requests_as_envoy_shows_them() {
+    let upstream = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path())).await;
+    let authority = sidecar.proxy.addr.to_string();
+
+    // HTTP/2 with prior knowledge, a gRPC-shaped call (the way gRPC clients connect).
+    let h2 = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = Request::post(sidecar.url("/grpc.health.v1.Health/Check?x=1"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-show-view", "1")
+        .body(http_body_util::Full::new(Bytes::from_static(&[
+            0, 0, 0, 0, 0,
+        ])))
+        .unwrap();
+    let response = h2.request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let seen = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(seen("x-seen-method"), "POST");
+    assert_eq!(seen("x-seen-path"), "/grpc.health.v1.Health/Check?x=1");
+    assert_eq!(seen("x-seen-authority"), authority);
+    assert_eq!(seen("x-seen-protocol"), "HTTP/2");
+
+    // The same plugin on HTTP/1.1: `:authority` from `Host`.
+    let (status, headers, _) = get(&sidecar.url("/items"), &[("x-show-view", "1")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-seen-method"], "GET");
+    assert_eq!(headers["x-seen-path"], "/items");
+    assert_eq!(headers["x-seen-authority"], authority.as_str());
+    assert_eq!(headers["x-seen-protocol"], "HTTP/1.1");
 }
