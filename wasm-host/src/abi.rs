@@ -25,7 +25,7 @@ pub(crate) enum Status {
     Empty = 7,
     /// A compare-and-swap token did not match.
     CasMismatch = 8,
-    /// The host could not do it (gRPC callouts, which this host does not make yet).
+    /// The host could not do it (gRPC streams, which this host does not open yet).
     InternalFailure = 10,
     /// Not implemented. The Rust SDK panics on it for every call, so this host never returns it.
     Unimplemented = 12,
@@ -98,6 +98,9 @@ pub(crate) enum BufferType {
     HttpResponseBody = 1,
     /// An HTTP callout's response body, inside `on_http_call_response`.
     HttpCallResponseBody = 4,
+    /// A gRPC callout's response message, inside `on_grpc_receive` (the SDK's
+    /// `GrpcReceiveBuffer`).
+    GrpcReceiveBuffer = 5,
     /// The VM configuration, inside `on_vm_start`.
     VmConfiguration = 6,
     /// The plugin configuration, inside `on_configure`.
@@ -105,12 +108,13 @@ pub(crate) enum BufferType {
 }
 
 impl BufferType {
-    /// The buffers this host has; TCP, gRPC and foreign-function buffers are never available.
+    /// The buffers this host has; TCP and foreign-function buffers are never available.
     pub(crate) fn from_i32(kind: i32) -> Option<BufferType> {
         Some(match kind {
             0 => BufferType::HttpRequestBody,
             1 => BufferType::HttpResponseBody,
             4 => BufferType::HttpCallResponseBody,
+            5 => BufferType::GrpcReceiveBuffer,
             6 => BufferType::VmConfiguration,
             7 => BufferType::PluginConfiguration,
             _ => return None,

@@ -18,6 +18,8 @@ use super::metrics::host::{Callback, FaultKind, PluginHandles, clock};
 use super::queues::Owner;
 use super::state::{Buffer, HostState, PluginShared};
 
+mod grpc;
+
 /// Why an instance stopped being usable.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind:?}: {message}")]
@@ -35,7 +37,7 @@ pub(crate) struct Fault {
 const START_DEADLINE: Duration = Duration::from_secs(1);
 
 type Fn2<R> = TypedFunc<(i32, i32), R>;
-type Fn3 = TypedFunc<(i32, i32, i32), i32>;
+type Fn3<R = i32> = TypedFunc<(i32, i32, i32), R>;
 /// `proxy_on_http_call_response(ctx, token, headers, body, trailers)`.
 type CallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
@@ -54,6 +56,8 @@ struct Exports {
     tick: Option<TypedFunc<i32, ()>>,
     http_call_response: Option<CallResponseFn>,
     queue_ready: Option<Fn2<()>>,
+    grpc_receive: Option<Fn3<()>>,
+    grpc_close: Option<Fn3<()>>,
 }
 
 /// A started instance.
@@ -196,6 +200,8 @@ impl PluginInstance {
             tick: typed(instance, store, "proxy_on_tick")?,
             http_call_response: typed(instance, store, "proxy_on_http_call_response")?,
             queue_ready: typed(instance, store, "proxy_on_queue_ready")?,
+            grpc_receive: typed(instance, store, "proxy_on_grpc_receive")?,
+            grpc_close: typed(instance, store, "proxy_on_grpc_close")?,
         })
     }
 
@@ -255,6 +261,8 @@ impl PluginInstance {
             Callback::Tick => e.tick.is_some(),
             Callback::HttpCallResponse => e.http_call_response.is_some(),
             Callback::QueueReady => e.queue_ready.is_some(),
+            Callback::GrpcReceive => e.grpc_receive.is_some(),
+            Callback::GrpcClose => e.grpc_close.is_some(),
             Callback::Initialize | Callback::VmStart | Callback::Configure => true,
         }
     }

@@ -2,7 +2,7 @@
 //! instance, holding the per-request views (`Stream`) of the requests whose contexts live on
 //! that instance. The filter fills a view before each callback and reads it back afterwards.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -284,6 +284,11 @@ pub(crate) struct HostState {
     pub next_token: u32,
     /// The callout answer `on_http_call_response` is reading, during that callback only.
     pub call_answer: Option<CallAnswer>,
+    /// Tokens of gRPC calls not answered yet (a cancelled one leaves, and its answer is dropped).
+    pub grpc_calls: HashSet<u32>,
+    /// What `proxy_get_status` reports: the gRPC status and message of the answer being
+    /// delivered (`None`: 0 and no message).
+    pub grpc_status: Option<(u32, String)>,
     /// Queues this instance registered since the last look (their watchers start after the
     /// callback).
     pub registered_queues: Vec<u32>,
@@ -311,6 +316,8 @@ impl HostState {
             pending_calls: Vec::new(),
             next_token: 1,
             call_answer: None,
+            grpc_calls: HashSet::new(),
+            grpc_status: None,
             registered_queues: Vec::new(),
             owner: Some(owner),
         }

@@ -1,5 +1,5 @@
 //! A plugin's work outside requests, on the tokio runtime of the callback that asked for it:
-//! tick timers, HTTP callouts and their answers, shared-queue deliveries. Each task holds the
+//! tick timers, HTTP and gRPC callouts and their answers, shared-queue deliveries. Each task holds the
 //! plugin weakly and names the instance (slot and generation) it serves: a replaced instance
 //! or an unloaded plugin ends it. Nothing here re-enters a guest call in progress: work starts
 //! after the callback that asked has returned ([`Plugin::after_call`]).
@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::{Plugin, Slot};
-use crate::callout::{CallAnswer, CallResult, PendingCall};
+use crate::callout::{CallEnd, CallResult, PendingCall};
 use crate::instance::PluginInstance;
 use crate::queues::{Owner, Queue};
 
@@ -60,8 +60,11 @@ impl Plugin {
             .callout(&self.shared.config.name, &d.cluster, d.result.label());
         let mut slot = self.lock(index);
         if slot.generation == generation {
-            self.run(&mut slot, index, |inst| {
-                inst.on_http_call_response(d.ctx, d.token, d.answer, d.body)
+            self.run(&mut slot, index, |inst| match d.end {
+                CallEnd::Http(answer, body) => {
+                    inst.on_http_call_response(d.ctx, d.token, answer, body)
+                }
+                CallEnd::Grpc(end) => inst.on_grpc_end(d.ctx, d.token, end),
             });
         }
     }
@@ -107,23 +110,21 @@ struct Delivery {
     token: u32,
     cluster: String,
     result: CallResult,
-    answer: CallAnswer,
-    body: bytes::Bytes,
+    end: CallEnd,
 }
 
 /// Runs a callout and delivers its answer (or failure) to the instance that made it.
 async fn callout(plugin: Weak<Plugin>, index: usize, generation: u64, call: PendingCall) {
     let (ctx, token) = (call.ctx, call.token);
     let cluster = call.cluster.config.name.clone();
-    let (result, answer, body) = crate::callout::run(call).await;
+    let (result, end) = crate::callout::run(call).await;
     if let Some(plugin) = plugin.upgrade() {
         let delivery = Delivery {
             ctx,
             token,
             cluster,
             result,
-            answer,
-            body,
+            end,
         };
         plugin.answer(index, generation, delivery);
     }
