@@ -169,3 +169,22 @@ impl HttpContext for Check {
         Action::Pause
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_and_the_answer_are_protobuf() {
+        assert_eq!(
+            health_check_request("a.B").unwrap(),
+            [0x0a, 3, b'a', b'.', b'B']
+        );
+        assert_eq!(health_check_request(""), Some(vec![0x0a, 0]));
+        // Lengths past one varint byte are refused rather than mis-encoded.
+        assert_eq!(health_check_request(&"x".repeat(128)), None);
+        assert_eq!(serving_status(&[0x08, 1]), SERVING);
+        assert_eq!(serving_status(&[0x08, 2]), 2);
+        assert_eq!(serving_status(&[]), 0, "an empty message is UNKNOWN");
+    }
+}
