@@ -178,12 +178,14 @@ async fn exchange(call: PendingCall) -> Result<Exchange, CallResult> {
         return Err(CallResult::Overflow);
     };
     let limit = cluster.config.max_response_bytes;
-    let client = match call.kind {
-        CallKind::Http => &cluster.client,
-        CallKind::Grpc => &cluster.grpc,
+    let sent = match call.kind {
+        CallKind::Http => cluster.client.request(call.request),
+        CallKind::Grpc => cluster
+            .grpc
+            .request(call.request.map(BodyExt::boxed_unsync)),
     };
     let exchange = async {
-        let response = client.request(call.request).await.map_err(|e| {
+        let response = sent.await.map_err(|e| {
             if e.is_connect() {
                 CallResult::Refused
             } else {

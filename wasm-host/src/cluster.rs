@@ -23,6 +23,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
+use crate::grpc_stream::GrpcBody;
+
 /// One `[[clusters]]` entry.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,8 +110,9 @@ pub(crate) struct Cluster {
     pub config: ClusterConfig,
     /// Its HTTP/1 connection pool.
     pub client: CalloutClient,
-    /// Its HTTP/2 (h2c, prior knowledge) connection pool, for gRPC; connects on first use.
-    pub grpc: CalloutClient,
+    /// Its HTTP/2 (h2c, prior knowledge) connection pool, for gRPC calls and streams; connects
+    /// on first use.
+    pub grpc: Client<HttpConnector, GrpcBody>,
     /// Permits for concurrent calls.
     pub permits: Arc<Semaphore>,
 }

@@ -50,7 +50,7 @@ pub(crate) enum GrpcEnd {
 }
 
 impl GrpcEnd {
-    fn close(status: u32, message: impl Into<String>) -> GrpcEnd {
+    pub(crate) fn close(status: u32, message: impl Into<String>) -> GrpcEnd {
         GrpcEnd::Close {
             status,
             message: message.into(),
@@ -76,16 +76,29 @@ pub(crate) fn request(
     message: &[u8],
     timeout: Duration,
 ) -> Option<Request<Full<Bytes>>> {
+    // grpc-timeout takes at most 8 digits; the cluster caps timeouts far below that.
+    let millis = timeout.as_millis().min(99_999_999);
+    head(address, service, method, metadata)?
+        .header("grpc-timeout", format!("{millis}m"))
+        .body(Full::new(frame(message)?))
+        .ok()
+}
+
+/// The head of a call or stream: POST `/{service}/{method}` with gRPC's headers and the
+/// plugin's metadata; `None` when a name or a pair cannot be a request.
+pub(crate) fn head(
+    address: &str,
+    service: &str,
+    method: &str,
+    metadata: &[(Vec<u8>, Vec<u8>)],
+) -> Option<http::request::Builder> {
     let valid = |name: &str| !name.is_empty() && !name.contains(['/', '?', '#', ' ']);
     if !valid(service) || !valid(method) {
         return None;
     }
-    // grpc-timeout takes at most 8 digits; the cluster caps timeouts far below that.
-    let millis = timeout.as_millis().min(99_999_999);
     let mut builder = Request::post(format!("http://{address}/{service}/{method}"))
         .header(header::CONTENT_TYPE, "application/grpc")
-        .header(header::TE, "trailers")
-        .header("grpc-timeout", format!("{millis}m"));
+        .header(header::TE, "trailers");
     for (name, value) in metadata.iter().filter(|(k, _)| !k.starts_with(b":")) {
         let name = HeaderName::from_bytes(name).ok()?;
         if RESERVED.contains(&name) {
@@ -93,30 +106,38 @@ pub(crate) fn request(
         }
         builder = builder.header(name, HeaderValue::from_bytes(value).ok()?);
     }
+    Some(builder)
+}
+
+/// A message with gRPC's 5-byte prefix (not compressed, big-endian length).
+pub(crate) fn frame(message: &[u8]) -> Option<Bytes> {
     let len = u32::try_from(message.len()).ok()?;
     let mut framed = Vec::with_capacity(5 + message.len());
-    framed.push(0); // not compressed
+    framed.push(0);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(message);
-    builder.body(Full::new(Bytes::from(framed))).ok()
+    Some(Bytes::from(framed))
+}
+
+/// How a call or stream that got no HTTP/2 answer ends, as Envoy reports it.
+pub(crate) fn failure(result: CallResult) -> GrpcEnd {
+    match result {
+        CallResult::Timeout => GrpcEnd::close(code::DEADLINE_EXCEEDED, "deadline exceeded"),
+        CallResult::Refused => GrpcEnd::close(code::UNAVAILABLE, "upstream connect error"),
+        CallResult::Overflow => {
+            GrpcEnd::close(code::UNAVAILABLE, "over the cluster's max_concurrent_calls")
+        }
+        CallResult::Error | CallResult::Response => {
+            GrpcEnd::close(code::INTERNAL, "broken or oversized response")
+        }
+    }
 }
 
 /// The end of a call from its exchange (or the failure that stopped it).
 pub(crate) fn end(exchange: Result<Exchange, CallResult>) -> GrpcEnd {
     let exchange = match exchange {
         Ok(exchange) => exchange,
-        Err(CallResult::Timeout) => {
-            return GrpcEnd::close(code::DEADLINE_EXCEEDED, "deadline exceeded");
-        }
-        Err(CallResult::Refused) => {
-            return GrpcEnd::close(code::UNAVAILABLE, "upstream connect error");
-        }
-        Err(CallResult::Overflow) => {
-            return GrpcEnd::close(code::UNAVAILABLE, "over the cluster's max_concurrent_calls");
-        }
-        Err(CallResult::Error | CallResult::Response) => {
-            return GrpcEnd::close(code::INTERNAL, "broken or oversized response");
-        }
+        Err(result) => return failure(result),
     };
     let status = exchange.parts.status;
     if status != StatusCode::OK {
@@ -141,7 +162,7 @@ pub(crate) fn end(exchange: Result<Exchange, CallResult>) -> GrpcEnd {
 }
 
 /// grpc-status and grpc-message of a header map, if it has a status.
-fn status_of(map: &HeaderMap) -> Option<(u32, String)> {
+pub(crate) fn status_of(map: &HeaderMap) -> Option<(u32, String)> {
     let status = map.get("grpc-status")?;
     let status = std::str::from_utf8(status.as_bytes())
         .ok()
@@ -168,7 +189,7 @@ fn unframe(body: &Bytes) -> Option<Bytes> {
 }
 
 /// The gRPC status of an HTTP status that is not 200 (gRPC's HTTP-to-gRPC mapping).
-fn from_http(status: StatusCode) -> u32 {
+pub(crate) fn from_http(status: StatusCode) -> u32 {
     match status.as_u16() {
         400 => code::INTERNAL,
         401 => code::UNAUTHENTICATED,

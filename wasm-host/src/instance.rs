@@ -58,6 +58,8 @@ struct Exports {
     queue_ready: Option<Fn2<()>>,
     grpc_receive: Option<Fn3<()>>,
     grpc_close: Option<Fn3<()>>,
+    grpc_initial_metadata: Option<Fn3<()>>,
+    grpc_trailing_metadata: Option<Fn3<()>>,
 }
 
 /// A started instance.
@@ -202,6 +204,16 @@ impl PluginInstance {
             queue_ready: typed(instance, store, "proxy_on_queue_ready")?,
             grpc_receive: typed(instance, store, "proxy_on_grpc_receive")?,
             grpc_close: typed(instance, store, "proxy_on_grpc_close")?,
+            grpc_initial_metadata: typed(
+                instance,
+                store,
+                "proxy_on_grpc_receive_initial_metadata",
+            )?,
+            grpc_trailing_metadata: typed(
+                instance,
+                store,
+                "proxy_on_grpc_receive_trailing_metadata",
+            )?,
         })
     }
 
@@ -263,6 +275,8 @@ impl PluginInstance {
             Callback::QueueReady => e.queue_ready.is_some(),
             Callback::GrpcReceive => e.grpc_receive.is_some(),
             Callback::GrpcClose => e.grpc_close.is_some(),
+            Callback::GrpcInitialMetadata => e.grpc_initial_metadata.is_some(),
+            Callback::GrpcTrailingMetadata => e.grpc_trailing_metadata.is_some(),
             Callback::Initialize | Callback::VmStart | Callback::Configure => true,
         }
     }

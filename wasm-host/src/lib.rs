@@ -38,8 +38,8 @@
 //!   the buffering of bodies for plugins that asked for them; `set`: the live plugin set and its
 //!   reload.
 //! - `limits`: memory limit and CPU deadline; `shared_data`: `proxy_*_shared_data`; `queues`:
-//!   shared queues; `cluster` and `callout`: HTTP callouts to `[[clusters]]`; `grpc_call`:
-//!   unary gRPC callouts to the same clusters, over h2c.
+//!   shared queues; `cluster` and `callout`: HTTP callouts to `[[clusters]]`; `grpc_call` and
+//!   `grpc_stream`: unary gRPC callouts and gRPC streams to the same clusters, over h2c.
 
 // What is not reachable from here is `pub(crate)`, so the interface stays what this page says
 // and dead code shows.
@@ -54,6 +54,7 @@ mod cluster;
 mod config;
 mod filter;
 mod grpc_call;
+mod grpc_stream;
 mod host;
 mod instance;
 mod limits;

@@ -35,8 +35,8 @@ fn faults(scrape: &testkit::scrape::Scrape) -> f64 {
 }
 
 /// A server task, aborted when dropped.
-struct Grpc {
-    addr: SocketAddr,
+pub struct Grpc {
+    pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,7 +47,7 @@ impl Drop for Grpc {
 }
 
 /// tonic's health service on 127.0.0.1:0: `redside.Items` SERVING, nothing else registered.
-async fn health_service() -> (Grpc, HealthReporter) {
+pub async fn health_service() -> (Grpc, HealthReporter) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (reporter, service) = tonic_health::server::health_reporter();
@@ -233,18 +233,18 @@ async fn a_server_slower_than_the_plugins_timeout_is_deadline_exceeded_and_holds
         &toml_with(
             dir.path(),
             slow.addr,
-            "health redside.Items 300",
+            "health redside.Items 1000",
             "max_concurrent_calls = 1",
         ),
     )
     .await;
-    // The first call holds the cluster's only permit until its 300 ms are up; a second one
-    // sent meanwhile is over the cap, which Envoy reports as UNAVAILABLE.
+    // The first call holds the cluster's only permit until its 1 s is up (the server takes
+    // 3 s); a second one sent meanwhile is over the cap, which Envoy reports as UNAVAILABLE.
     let first = tokio::spawn({
         let url = sidecar.url("/items");
         async move { get(&url, &[("x-user", "alice")]).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, grpc_status, _) = ask(&sidecar).await;
     assert_eq!((status, grpc_status.as_str()), (403, "14"), "over the cap");
     let (status, headers, _) = first.await.unwrap();
@@ -263,7 +263,7 @@ async fn a_server_slower_than_the_plugins_timeout_is_deadline_exceeded_and_holds
     assert_eq!(path, "/grpc.health.v1.Health/Check");
     assert_eq!(headers["content-type"], "application/grpc");
     assert_eq!(headers["te"], "trailers");
-    assert_eq!(headers["grpc-timeout"], "300m");
+    assert_eq!(headers["grpc-timeout"], "1000m");
     assert_eq!(headers["x-user"], "alice");
 
     let scrape = sidecar.scrape().await;

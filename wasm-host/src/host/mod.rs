@@ -1,15 +1,15 @@
 //! `add_to_linker`: every `env.proxy_*` import of the Proxy-Wasm ABI 0.2.1 that the Rust SDK
 //! 0.2.5 can ask for (37), plus `proxy_get_buffer_status` and `proxy_get_header_map_size` (C++
 //! and Go SDKs), so any SDK-built module instantiates. Calls this host does not support answer
-//! with a status the SDK survives (never `Unimplemented`, which makes it panic): gRPC streams
-//! `InternalFailure`, lookups `NotFound`, fire-and-forget setters `Ok`.
+//! with a status the SDK survives (never `Unimplemented`, which makes it panic): lookups
+//! `NotFound`, fire-and-forget setters `Ok`.
 //!
 //! Each hostcall acts on the *effective* context (the running callback's, or the one set with
 //! `proxy_set_effective_context`). Hostcalls never re-enter the guest except through its
 //! allocator; effects such as local responses are applied by the filter after the callback.
 //!
 //! One file per hostcall family: `logging`, `time`, `buffers`, `header_maps`, `properties`,
-//! `shared_data`, `queues`, `callouts` (HTTP), `grpc` (unary gRPC), `stream_control`,
+//! `shared_data`, `queues`, `callouts` (HTTP), `grpc`, `stream_control`,
 //! `metrics`; [`unsupported`] links the calls this host
 //! answers with a failure status, and [`wasi`] the WASI preview1 subset.
 

@@ -1,7 +1,6 @@
-//! Hostcalls this sidecar does not provide yet, linked so every SDK-built module instantiates,
-//! each answering the status the Rust SDK 0.2.5 turns into an `Err` (never a panic): opening a
-//! gRPC stream `InternalFailure` (unary gRPC calls are supported, see `grpc`), sending on one
-//! and foreign functions `NotFound`.
+//! Hostcalls this sidecar does not provide, linked so every SDK-built module instantiates, each
+//! answering the status the Rust SDK 0.2.5 turns into an `Err` (never a panic): foreign
+//! functions `NotFound` (Envoy's are Envoy-specific).
 
 use wasmtime::Linker;
 
@@ -11,18 +10,6 @@ use crate::state::HostState;
 
 /// Registers the stubs.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_stream",
-        |_: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> i32 {
-            code(Status::InternalFailure)
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_send",
-        |_: C<'_>, _: i32, _: i32, _: i32, _: i32| -> i32 { code(Status::NotFound) },
-    )?;
     linker.func_wrap(
         "env",
         "proxy_call_foreign_function",

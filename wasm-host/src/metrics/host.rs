@@ -229,11 +229,15 @@ pub(crate) enum Callback {
     GrpcReceive,
     /// `proxy_on_grpc_close`.
     GrpcClose,
+    /// `proxy_on_grpc_receive_initial_metadata`.
+    GrpcInitialMetadata,
+    /// `proxy_on_grpc_receive_trailing_metadata`.
+    GrpcTrailingMetadata,
 }
 
 impl Callback {
     /// Every callback, in declaration order.
-    pub(crate) const ALL: [Callback; 18] = [
+    pub(crate) const ALL: [Callback; 20] = [
         Callback::Initialize,
         Callback::ContextCreate,
         Callback::VmStart,
@@ -252,6 +256,8 @@ impl Callback {
         Callback::QueueReady,
         Callback::GrpcReceive,
         Callback::GrpcClose,
+        Callback::GrpcInitialMetadata,
+        Callback::GrpcTrailingMetadata,
     ];
 
     /// The export's name, which is also the label.
@@ -275,6 +281,8 @@ impl Callback {
             Callback::QueueReady => "proxy_on_queue_ready",
             Callback::GrpcReceive => "proxy_on_grpc_receive",
             Callback::GrpcClose => "proxy_on_grpc_close",
+            Callback::GrpcInitialMetadata => "proxy_on_grpc_receive_initial_metadata",
+            Callback::GrpcTrailingMetadata => "proxy_on_grpc_receive_trailing_metadata",
         }
     }
 }

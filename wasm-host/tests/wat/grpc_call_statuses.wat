@@ -1,7 +1,8 @@
 ;; The statuses of the gRPC callout hostcalls, seen by a module without an SDK. In
 ;; `proxy_on_configure` it calls each one and records the status it got as a gauge
 ;; (`status_<what>`): a call to an unknown cluster, a method name that cannot be a path, a call
-;; it then cancels (twice), closing an unknown token, opening a stream, `proxy_get_status`
+;; it then cancels (twice), closing an unknown token, opening a stream to an unknown cluster,
+;; `proxy_get_status`
 ;; outside a callback, and a second call it keeps. `proxy_on_grpc_close` records the token,
 ;; the status, what `proxy_get_status` says then, and the message's length; `proxy_on_grpc_receive`
 ;; counts `received`.
@@ -56,7 +57,7 @@
     (call $gauge (i32.const 192) (i32.const 19) (call $cancel (i32.load (i32.const 620))))
     (call $gauge (i32.const 224) (i32.const 20) (call $close (i32.const 999)))
     (call $gauge (i32.const 256) (i32.const 13)
-      (call $stream (i32.const 8) (i32.const 4) (i32.const 16) (i32.const 21) (i32.const 48)
+      (call $stream (i32.const 0) (i32.const 4) (i32.const 16) (i32.const 21) (i32.const 48)
         (i32.const 5) (i32.const 0) (i32.const 0) (i32.const 624)))
     (call $gauge (i32.const 288) (i32.const 17)
       (call $get_status (i32.const 700) (i32.const 704) (i32.const 708)))
