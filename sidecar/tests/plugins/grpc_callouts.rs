@@ -37,7 +37,7 @@ fn faults(scrape: &testkit::scrape::Scrape) -> f64 {
 /// A server task, aborted when dropped.
 pub struct Grpc {
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Grpc {
