@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
@@ -63,39 +64,55 @@ pub async fn health_service() -> (Grpc, HealthReporter) {
     (Grpc { addr, task }, reporter)
 }
 
+/// The response body of the scripted HTTP/2 servers.
+pub type H2Body = BoxBody<Bytes, Infallible>;
+
+/// A scripted HTTP/2 (h2c) server on 127.0.0.1:0 answering each request with `handler`.
+pub async fn serve_h2<F, Fut>(handler: F) -> Grpc
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Response<H2Body>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handler = handler.clone();
+            let service = service_fn(move |request| {
+                let response = handler(request);
+                async move { Ok::<_, Infallible>(response.await) }
+            });
+            tokio::spawn(
+                http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    Grpc { addr, task }
+}
+
 /// What the slow server saw of the last call: its path and headers.
 type Seen = Arc<Mutex<Option<(String, HeaderMap)>>>;
 
 /// An HTTP/2 gRPC server that records each call and answers SERVING after 3 s.
 async fn slow_service() -> (Grpc, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let record = record.clone();
-            let handler = move |request: Request<Incoming>| {
-                let record = record.clone();
-                async move {
-                    let path = request.uri().path().to_owned();
-                    *record.lock().unwrap() = Some((path, request.headers().clone()));
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                    let response = Response::builder()
-                        .header("content-type", "application/grpc")
-                        .header("grpc-status", "0")
-                        .body(Full::new(Bytes::from_static(b"\0\0\0\0\x02\x08\x01")))
-                        .unwrap();
-                    Ok::<_, Infallible>(response)
-                }
-            };
-            tokio::spawn(
-                http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service_fn(handler)),
-            );
+    let server = serve_h2(move |request: Request<Incoming>| {
+        let path = request.uri().path().to_owned();
+        *record.lock().unwrap() = Some((path, request.headers().clone()));
+        async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            let message = Bytes::from_static(b"\0\0\0\0\x02\x08\x01");
+            Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "0")
+                .body(Full::new(message).boxed())
+                .unwrap()
         }
-    });
-    (Grpc { addr, task }, seen)
+    })
+    .await;
+    (server, seen)
 }
 
 fn toml(dir: &Path, health: SocketAddr, config: &str) -> String {

@@ -14,14 +14,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::server::conn::http2;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use testkit::scrape::Scrape;
-use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 
-use crate::grpc_callouts::health_service;
+use crate::grpc_callouts::{Grpc, health_service, serve_h2};
 use crate::scripted::{closed_port, echo_upstream};
 use crate::sidecar::{Sidecar, callouts, dist, faults};
 
@@ -49,45 +45,30 @@ type Seen = Arc<Mutex<Option<(String, HeaderMap, Bytes)>>>;
 /// An HTTP/2 server that reads the whole request, then answers two `HealthCheckResponse`
 /// messages (SERVING, NOT_SERVING) in two DATA frames and the trailers `grpc-status: 9`
 /// (FAILED_PRECONDITION: a status the plugin can only have read from them).
-async fn scripted_stream_service() -> (crate::grpc_callouts::Grpc, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+async fn scripted_stream_service() -> (Grpc, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let record = record.clone();
-            let handler = move |request: Request<Incoming>| {
-                let record = record.clone();
-                async move {
-                    let (parts, body) = request.into_parts();
-                    let body = body.collect().await.unwrap().to_bytes();
-                    *record.lock().unwrap() =
-                        Some((parts.uri.path().to_owned(), parts.headers, body));
-                    let mut trailers = HeaderMap::new();
-                    trailers.insert("grpc-status", "9".parse().unwrap());
-                    let frames = vec![
-                        Ok::<_, Infallible>(Frame::data(Bytes::from_static(
-                            b"\0\0\0\0\x02\x08\x01",
-                        ))),
-                        Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02\x08\x02"))),
-                        Ok(Frame::trailers(trailers)),
-                    ];
-                    let body = StreamBody::new(futures_util::stream::iter(frames));
-                    let response = Response::builder()
-                        .header("content-type", "application/grpc")
-                        .body(body)
-                        .unwrap();
-                    Ok::<_, Infallible>(response)
-                }
-            };
-            tokio::spawn(
-                http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service_fn(handler)),
-            );
+    let server = serve_h2(move |request: Request<Incoming>| {
+        let record = record.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            *record.lock().unwrap() = Some((parts.uri.path().to_owned(), parts.headers, body));
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "9".parse().unwrap());
+            let frames = vec![
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"\0\0\0\0\x02\x08\x01"))),
+                Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02\x08\x02"))),
+                Ok(Frame::trailers(trailers)),
+            ];
+            Response::builder()
+                .header("content-type", "application/grpc")
+                .body(StreamBody::new(futures_util::stream::iter(frames)).boxed())
+                .unwrap()
         }
-    });
-    (crate::grpc_callouts::Grpc { addr, task }, seen)
+    })
+    .await;
+    (server, seen)
 }
 
 fn value(scrape: &Scrape, name: &str) -> f64 {
