@@ -25,7 +25,7 @@ pub(crate) enum Status {
     Empty = 7,
     /// A compare-and-swap token did not match.
     CasMismatch = 8,
-    /// The host could not do it (gRPC callouts, which this host does not make yet).
+    /// The host could not do it.
     InternalFailure = 10,
     /// Not implemented. The Rust SDK panics on it for every call, so this host never returns it.
     Unimplemented = 12,
@@ -98,6 +98,9 @@ pub(crate) enum BufferType {
     HttpResponseBody = 1,
     /// An HTTP callout's response body, inside `on_http_call_response`.
     HttpCallResponseBody = 4,
+    /// A gRPC callout's response message, inside `on_grpc_receive` (the SDK's
+    /// `GrpcReceiveBuffer`).
+    GrpcReceiveBuffer = 5,
     /// The VM configuration, inside `on_vm_start`.
     VmConfiguration = 6,
     /// The plugin configuration, inside `on_configure`.
@@ -105,12 +108,13 @@ pub(crate) enum BufferType {
 }
 
 impl BufferType {
-    /// The buffers this host has; TCP, gRPC and foreign-function buffers are never available.
+    /// The buffers this host has; TCP and foreign-function buffers are never available.
     pub(crate) fn from_i32(kind: i32) -> Option<BufferType> {
         Some(match kind {
             0 => BufferType::HttpRequestBody,
             1 => BufferType::HttpResponseBody,
             4 => BufferType::HttpCallResponseBody,
+            5 => BufferType::GrpcReceiveBuffer,
             6 => BufferType::VmConfiguration,
             7 => BufferType::PluginConfiguration,
             _ => return None,
@@ -118,7 +122,8 @@ impl BufferType {
     }
 }
 
-/// `proxy_map_type_t`, restricted to the maps of an HTTP stream and of an HTTP callout's answer.
+/// `proxy_map_type_t`: the maps of an HTTP stream, of an HTTP callout's answer and of a gRPC
+/// stream's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum MapType {
     /// Request headers (pseudo-headers included).
@@ -129,6 +134,10 @@ pub(crate) enum MapType {
     ResponseHeaders = 2,
     /// Response trailers.
     ResponseTrailers = 3,
+    /// A gRPC stream's initial metadata, inside `on_grpc_receive_initial_metadata`.
+    GrpcReceiveInitialMetadata = 4,
+    /// A gRPC stream's trailing metadata, inside `on_grpc_receive_trailing_metadata`.
+    GrpcReceiveTrailingMetadata = 5,
     /// An HTTP callout's response headers (`:status` included), inside `on_http_call_response`.
     HttpCallResponseHeaders = 6,
     /// An HTTP callout's response trailers, inside `on_http_call_response`.
@@ -136,13 +145,15 @@ pub(crate) enum MapType {
 }
 
 impl MapType {
-    /// The map for a raw value; gRPC metadata (4, 5) is never available here.
+    /// The map for a raw value.
     pub(crate) fn from_i32(kind: i32) -> Option<MapType> {
         Some(match kind {
             0 => MapType::RequestHeaders,
             1 => MapType::RequestTrailers,
             2 => MapType::ResponseHeaders,
             3 => MapType::ResponseTrailers,
+            4 => MapType::GrpcReceiveInitialMetadata,
+            5 => MapType::GrpcReceiveTrailingMetadata,
             6 => MapType::HttpCallResponseHeaders,
             7 => MapType::HttpCallResponseTrailers,
             _ => return None,

@@ -1,6 +1,7 @@
-//! Upstream clusters for HTTP callouts (`proxy_http_call`): each `[[clusters]]` entry of the
-//! sidecar's TOML names one HTTP/1 address with its own connection pool, connect and request
-//! timeouts and a cap on concurrent calls, as an Envoy cluster with a circuit breaker.
+//! Upstream clusters for callouts: each `[[clusters]]` entry of the sidecar's TOML names one
+//! address with its own connection pools (HTTP/1 for `proxy_http_call`, HTTP/2 cleartext with
+//! prior knowledge for `proxy_grpc_call`), connect and request timeouts and one cap on
+//! concurrent calls of both kinds, as an Envoy cluster with a circuit breaker.
 //!
 //! ```toml
 //! [[clusters]]
@@ -22,13 +23,15 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
+use crate::grpc_stream::GrpcBody;
+
 /// One `[[clusters]]` entry.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// The name plugins pass to `dispatch_http_call`.
     pub name: String,
-    /// `host:port` (plain HTTP/1.1).
+    /// `host:port` (plain HTTP/1.1 for HTTP callouts, h2c for gRPC callouts).
     pub address: String,
     /// TCP connect timeout.
     #[serde(default = "default_connect_timeout")]
@@ -105,8 +108,11 @@ pub(crate) type CalloutClient = Client<HttpConnector, Full<Bytes>>;
 pub(crate) struct Cluster {
     /// Its entry.
     pub config: ClusterConfig,
-    /// Its connection pool.
+    /// Its HTTP/1 connection pool.
     pub client: CalloutClient,
+    /// Its HTTP/2 (h2c, prior knowledge) connection pool, for gRPC calls and streams; connects
+    /// on first use.
+    pub grpc: Client<HttpConnector, GrpcBody>,
     /// Permits for concurrent calls.
     pub permits: Arc<Semaphore>,
 }
@@ -116,15 +122,18 @@ impl Cluster {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .pool_idle_timeout(Duration::from_secs(30));
+        let client = builder.build(connector.clone());
+        let grpc = builder.http2_only(true).build(connector);
         Cluster {
             permits: Arc::new(Semaphore::new(config.max_concurrent_calls)),
             config,
             client,
+            grpc,
         }
     }
 

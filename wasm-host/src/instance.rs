@@ -18,6 +18,8 @@ use super::metrics::host::{Callback, FaultKind, PluginHandles, clock};
 use super::queues::Owner;
 use super::state::{Buffer, HostState, PluginShared};
 
+mod grpc;
+
 /// Why an instance stopped being usable.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{kind:?}: {message}")]
@@ -35,7 +37,7 @@ pub(crate) struct Fault {
 const START_DEADLINE: Duration = Duration::from_secs(1);
 
 type Fn2<R> = TypedFunc<(i32, i32), R>;
-type Fn3 = TypedFunc<(i32, i32, i32), i32>;
+type Fn3<R = i32> = TypedFunc<(i32, i32, i32), R>;
 /// `proxy_on_http_call_response(ctx, token, headers, body, trailers)`.
 type CallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
@@ -54,6 +56,10 @@ struct Exports {
     tick: Option<TypedFunc<i32, ()>>,
     http_call_response: Option<CallResponseFn>,
     queue_ready: Option<Fn2<()>>,
+    grpc_receive: Option<Fn3<()>>,
+    grpc_close: Option<Fn3<()>>,
+    grpc_initial_metadata: Option<Fn3<()>>,
+    grpc_trailing_metadata: Option<Fn3<()>>,
 }
 
 /// A started instance.
@@ -198,6 +204,18 @@ impl PluginInstance {
             tick: typed(instance, store, "proxy_on_tick")?,
             http_call_response: typed(instance, store, "proxy_on_http_call_response")?,
             queue_ready: typed(instance, store, "proxy_on_queue_ready")?,
+            grpc_receive: typed(instance, store, "proxy_on_grpc_receive")?,
+            grpc_close: typed(instance, store, "proxy_on_grpc_close")?,
+            grpc_initial_metadata: typed(
+                instance,
+                store,
+                "proxy_on_grpc_receive_initial_metadata",
+            )?,
+            grpc_trailing_metadata: typed(
+                instance,
+                store,
+                "proxy_on_grpc_receive_trailing_metadata",
+            )?,
         })
     }
 
@@ -258,6 +276,10 @@ impl PluginInstance {
             Callback::Tick => e.tick.is_some(),
             Callback::HttpCallResponse => e.http_call_response.is_some(),
             Callback::QueueReady => e.queue_ready.is_some(),
+            Callback::GrpcReceive => e.grpc_receive.is_some(),
+            Callback::GrpcClose => e.grpc_close.is_some(),
+            Callback::GrpcInitialMetadata => e.grpc_initial_metadata.is_some(),
+            Callback::GrpcTrailingMetadata => e.grpc_trailing_metadata.is_some(),
             Callback::Initialize | Callback::VmStart | Callback::Configure => true,
         }
     }

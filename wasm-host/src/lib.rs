@@ -10,7 +10,8 @@
 //! - **Load a plugin set**: [`WasmRuntime::new`] once per process (engine, hostcalls, metrics
 //!   registered into the given registry), then [`PluginSet::load`] with [`PluginConfig`]s (the
 //!   `[[plugins]]` entries of a TOML file; [`PluginSet::resolve`] makes their paths relative to
-//!   it) and [`WasmRuntime::set_clusters`] with the [`ClusterConfig`]s HTTP callouts may target
+//!   it) and [`WasmRuntime::set_clusters`] with the [`ClusterConfig`]s HTTP and gRPC callouts
+//!   may target
 //!   (on reload too, through [`PluginSet::runtime`]).
 //! - **Run a request through it**: [`PluginLayer`], a tower layer over any
 //!   `Service<Request<Body>, Response = Response<Body>, Error = Infallible>` ([`Body`], [`full`],
@@ -39,7 +40,8 @@
 //!   the buffering of bodies for plugins that asked for them; `set`: the live plugin set and its
 //!   reload.
 //! - `limits`: memory limit and CPU deadline; `shared_data`: `proxy_*_shared_data`; `queues`:
-//!   shared queues; `cluster` and `callout`: HTTP callouts to `[[clusters]]`.
+//!   shared queues; `cluster` and `callout`: HTTP callouts to `[[clusters]]`; `grpc_call` and
+//!   `grpc_stream`: unary gRPC callouts and gRPC streams to the same clusters, over h2c.
 
 // What is not reachable from here is `pub(crate)`, so the interface stays what this page says
 // and dead code shows.
@@ -53,6 +55,8 @@ mod callout;
 mod cluster;
 mod config;
 mod filter;
+mod grpc_call;
+mod grpc_stream;
 mod host;
 mod instance;
 mod limits;

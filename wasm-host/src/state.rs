@@ -2,7 +2,7 @@
 //! instance, holding the per-request views (`Stream`) of the requests whose contexts live on
 //! that instance. The filter fills a view before each callback and reads it back afterwards.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,6 +14,7 @@ use super::abi::{BufferType, LogLevel, MapType};
 use super::callout::{CallAnswer, PendingCall};
 use super::cluster::ClusterSet;
 use super::config::PluginConfig;
+use super::grpc_stream::{PendingStream, StreamHandle};
 use super::limits::{CpuDeadline, Limiter};
 use super::metrics::MetricStore;
 use super::pairs::MapView;
@@ -217,7 +218,10 @@ impl Stream {
                 })
             }),
             // A callout's maps belong to the instance, not to a stream.
-            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => None,
+            MapType::HttpCallResponseHeaders
+            | MapType::HttpCallResponseTrailers
+            | MapType::GrpcReceiveInitialMetadata
+            | MapType::GrpcReceiveTrailingMetadata => None,
         }
     }
 
@@ -235,7 +239,10 @@ impl Stream {
             }
             MapType::RequestTrailers => self.request_trailers.as_mut()?,
             MapType::ResponseTrailers => self.response_trailers.as_mut()?,
-            MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => return None,
+            MapType::HttpCallResponseHeaders
+            | MapType::HttpCallResponseTrailers
+            | MapType::GrpcReceiveInitialMetadata
+            | MapType::GrpcReceiveTrailingMetadata => return None,
         };
         Some(Arc::make_mut(shared))
     }
@@ -284,6 +291,18 @@ pub(crate) struct HostState {
     pub next_token: u32,
     /// The callout answer `on_http_call_response` is reading, during that callback only.
     pub call_answer: Option<CallAnswer>,
+    /// Tokens of gRPC calls not answered yet (a cancelled one leaves, and its answer is dropped).
+    pub grpc_calls: HashSet<u32>,
+    /// gRPC streams open or opening, by token (a cancelled one leaves, and nothing more of it is
+    /// delivered).
+    pub grpc_streams: HashMap<u32, StreamHandle>,
+    /// gRPC streams opened during the current callback, started once it returns.
+    pub pending_streams: Vec<PendingStream>,
+    /// The metadata map the current gRPC stream callback reads.
+    pub grpc_metadata: Option<(MapType, HeaderMap)>,
+    /// What `proxy_get_status` reports: the gRPC status and message of the answer being
+    /// delivered (`None`: 0 and no message).
+    pub grpc_status: Option<(u32, String)>,
     /// Queues this instance registered since the last look (their watchers start after the
     /// callback).
     pub registered_queues: Vec<u32>,
@@ -313,6 +332,11 @@ impl HostState {
             pending_calls: Vec::new(),
             next_token: 1,
             call_answer: None,
+            grpc_calls: HashSet::new(),
+            grpc_streams: HashMap::new(),
+            pending_streams: Vec::new(),
+            grpc_metadata: None,
+            grpc_status: None,
             registered_queues: Vec::new(),
             owner: Some(owner),
             deadline: CpuDeadline::default(),
@@ -325,6 +349,15 @@ impl HostState {
         match map {
             MapType::HttpCallResponseHeaders | MapType::HttpCallResponseTrailers => {
                 self.call_answer.as_ref()?.with_map(map, f)
+            }
+            MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => {
+                let (kind, headers) = self.grpc_metadata.as_ref()?;
+                (*kind == map).then(|| {
+                    f(MapView {
+                        pseudo: &[],
+                        headers,
+                    })
+                })
             }
             _ => self.stream()?.with_map(map, f),
         }

@@ -6,54 +6,30 @@
 use std::path::Path;
 
 use crate::scripted::{auth_service, closed_port, echo_upstream, get};
-use crate::sidecar::{Sidecar, dist};
+use crate::sidecar::{CalloutToml, Sidecar};
+
+fn callouts(scrape: &testkit::scrape::Scrape, result: &str) -> f64 {
+    crate::sidecar::callouts(scrape, "auth", "auth", result)
+}
+
+fn faults(scrape: &testkit::scrape::Scrape) -> f64 {
+    crate::sidecar::faults(scrape, "auth")
+}
 
 fn toml(dir: &Path, auth: std::net::SocketAddr, config: &str, cluster_extra: &str) -> String {
-    std::fs::copy(dist("callout-auth"), dir.join("callout-auth.wasm")).unwrap();
-    format!(
-        r#"
-[[clusters]]
-name = "auth"
-address = "{auth}"
-connect_timeout_ms = 200
-{cluster_extra}
-
-[[plugins]]
-name = "auth"
-path = "callout-auth.wasm"
-configuration = "{config}"
-pause_timeout_ms = 5000
-"#
-    )
+    CalloutToml {
+        module: "callout-auth",
+        plugin: "auth",
+        cluster: ("auth", auth),
+        cluster_extra,
+    }
+    .text(dir, config)
 }
 
 fn decisions(scrape: &testkit::scrape::Scrape, decision: &str) -> f64 {
     scrape
         .value("auth_decisions_total", &[("decision", decision)])
         .unwrap_or(0.0)
-}
-
-fn callouts(scrape: &testkit::scrape::Scrape, result: &str) -> f64 {
-    scrape
-        .value(
-            "sidecar_plugin_callouts_total",
-            &[("plugin", "auth"), ("cluster", "auth"), ("result", result)],
-        )
-        .unwrap_or(0.0)
-}
-
-fn faults(scrape: &testkit::scrape::Scrape) -> f64 {
-    ["trap", "deadline", "memory", "instantiate", "pause_timeout"]
-        .iter()
-        .map(|kind| {
-            scrape
-                .value(
-                    "sidecar_plugin_faults_total",
-                    &[("plugin", "auth"), ("kind", kind)],
-                )
-                .unwrap_or(0.0)
-        })
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,15 +157,9 @@ async fn calls_over_the_clusters_cap_fail_at_once_and_an_unknown_cluster_is_refu
     assert_eq!(status, 200);
 
     // A cluster the TOML does not declare: `dispatch_http_call` returns an error.
-    std::fs::write(
-        &sidecar.config_path,
-        toml(dir.path(), auth.addr, "nowhere 1000", ""),
-    )
-    .unwrap();
-    let reply = testkit::http::post(&format!("http://{}/reload", sidecar.admin), "")
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200, "{}", reply.text());
+    sidecar
+        .reload(&toml(dir.path(), auth.addr, "nowhere 1000", ""))
+        .await;
     let (status, headers, _) = get(&url, &[("x-user", "alice")]).await;
     assert_eq!(
         (status, &headers["x-auth"]),

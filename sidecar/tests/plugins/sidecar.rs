@@ -91,6 +91,15 @@ impl Sidecar {
         }
     }
 
+    /// Writes `toml` as the sidecar's file and reloads it; the reload must succeed.
+    pub async fn reload(&self, toml: &str) {
+        std::fs::write(&self.config_path, toml).unwrap();
+        let reply = testkit::http::post(&format!("http://{}/reload", self.admin), "")
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.proxy.addr)
     }
@@ -116,5 +125,67 @@ impl Sidecar {
             "condition never met; last scrape: {:#?}",
             self.scrape().await.samples
         );
+    }
+}
+
+/// `sidecar_plugin_callouts_total` of one plugin, cluster and result (0 when absent).
+pub fn callouts(scrape: &Scrape, plugin: &str, cluster: &str, result: &str) -> f64 {
+    scrape
+        .value(
+            "sidecar_plugin_callouts_total",
+            &[("plugin", plugin), ("cluster", cluster), ("result", result)],
+        )
+        .unwrap_or(0.0)
+}
+
+/// `sidecar_plugin_faults_total` of one plugin, every kind added up.
+pub fn faults(scrape: &Scrape, plugin: &str) -> f64 {
+    ["trap", "deadline", "memory", "instantiate", "pause_timeout"]
+        .iter()
+        .map(|kind| {
+            scrape
+                .value(
+                    "sidecar_plugin_faults_total",
+                    &[("plugin", plugin), ("kind", kind)],
+                )
+                .unwrap_or(0.0)
+        })
+        .sum()
+}
+
+/// A sidecar TOML with one `[[clusters]]` entry and one example plugin that calls out to it.
+pub struct CalloutToml<'a> {
+    /// The module in `plugins/dist/`, copied next to the TOML.
+    pub module: &'a str,
+    /// The `[[plugins]]` name.
+    pub plugin: &'a str,
+    /// The cluster's name and address.
+    pub cluster: (&'a str, SocketAddr),
+    /// Extra lines of the cluster entry.
+    pub cluster_extra: &'a str,
+}
+
+impl CalloutToml<'_> {
+    /// The TOML text with the plugin's `configuration`; copies the module into `dir`.
+    pub fn text(&self, dir: &Path, configuration: &str) -> String {
+        let module = self.module;
+        std::fs::copy(dist(module), dir.join(format!("{module}.wasm"))).unwrap();
+        let (name, address) = self.cluster;
+        let (plugin, extra) = (self.plugin, self.cluster_extra);
+        format!(
+            r#"
+[[clusters]]
+name = "{name}"
+address = "{address}"
+connect_timeout_ms = 200
+{extra}
+
+[[plugins]]
+name = "{plugin}"
+path = "{module}.wasm"
+configuration = "{configuration}"
+pause_timeout_ms = 5000
+"#
+        )
     }
 }

@@ -11,7 +11,7 @@ use wasmtime::Linker;
 
 use super::{C, code, ok};
 use crate::abi::Status;
-use crate::callout::PendingCall;
+use crate::callout::{CallKind, PendingCall};
 use crate::memory::{self, read};
 use crate::pairs;
 use crate::state::HostState;
@@ -101,6 +101,7 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                 cluster,
                 request,
                 timeout_ms: timeout_ms as u32,
+                kind: CallKind::Http,
             });
             ok()
         },

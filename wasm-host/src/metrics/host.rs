@@ -131,7 +131,7 @@ impl HostMetrics {
         );
         registry.register(
             "sidecar_plugin_callouts",
-            "HTTP callouts answered to plugins, by cluster and result",
+            "HTTP and gRPC callouts answered to plugins, by cluster and result",
             m.callouts.clone(),
         );
         registry.register(
@@ -225,11 +225,19 @@ pub(crate) enum Callback {
     HttpCallResponse,
     /// `proxy_on_queue_ready`.
     QueueReady,
+    /// `proxy_on_grpc_receive`.
+    GrpcReceive,
+    /// `proxy_on_grpc_close`.
+    GrpcClose,
+    /// `proxy_on_grpc_receive_initial_metadata`.
+    GrpcInitialMetadata,
+    /// `proxy_on_grpc_receive_trailing_metadata`.
+    GrpcTrailingMetadata,
 }
 
 impl Callback {
     /// Every callback, in declaration order.
-    pub(crate) const ALL: [Callback; 16] = [
+    pub(crate) const ALL: [Callback; 20] = [
         Callback::Initialize,
         Callback::ContextCreate,
         Callback::VmStart,
@@ -246,6 +254,10 @@ impl Callback {
         Callback::Delete,
         Callback::HttpCallResponse,
         Callback::QueueReady,
+        Callback::GrpcReceive,
+        Callback::GrpcClose,
+        Callback::GrpcInitialMetadata,
+        Callback::GrpcTrailingMetadata,
     ];
 
     /// The export's name, which is also the label.
@@ -267,6 +279,10 @@ impl Callback {
             Callback::Delete => "proxy_on_delete",
             Callback::HttpCallResponse => "proxy_on_http_call_response",
             Callback::QueueReady => "proxy_on_queue_ready",
+            Callback::GrpcReceive => "proxy_on_grpc_receive",
+            Callback::GrpcClose => "proxy_on_grpc_close",
+            Callback::GrpcInitialMetadata => "proxy_on_grpc_receive_initial_metadata",
+            Callback::GrpcTrailingMetadata => "proxy_on_grpc_receive_trailing_metadata",
         }
     }
 }

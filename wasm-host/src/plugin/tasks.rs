@@ -1,5 +1,5 @@
 //! A plugin's work outside requests, on the tokio runtime of the callback that asked for it:
-//! tick timers, HTTP callouts and their answers, shared-queue deliveries. Each task holds the
+//! tick timers, HTTP and gRPC callouts and their answers, gRPC streams, shared-queue deliveries. Each task holds the
 //! plugin weakly and names the instance (slot and generation) it serves: a replaced instance
 //! or an unloaded plugin ends it. Nothing here re-enters a guest call in progress: work starts
 //! after the callback that asked has returned ([`Plugin::after_call`]).
@@ -8,7 +8,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::{Plugin, Slot};
-use crate::callout::{CallAnswer, CallResult, PendingCall};
+use crate::callout::{CallEnd, CallResult, PendingCall};
+use crate::grpc_stream::{PendingStream, StreamEvent};
 use crate::instance::PluginInstance;
 use crate::queues::{Owner, Queue};
 
@@ -20,9 +21,10 @@ impl Plugin {
         };
         let state = instance.state();
         let calls = std::mem::take(&mut state.pending_calls);
+        let streams = std::mem::take(&mut state.pending_streams);
         let queues = std::mem::take(&mut state.registered_queues);
         let period = instance.take_tick_period();
-        if calls.is_empty() && queues.is_empty() && period.is_none() {
+        if calls.is_empty() && streams.is_empty() && queues.is_empty() && period.is_none() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -32,6 +34,9 @@ impl Plugin {
         let generation = slot.generation;
         for call in calls {
             runtime.spawn(callout(self.this.clone(), index, generation, call));
+        }
+        for stream in streams {
+            runtime.spawn(grpc_stream(self.this.clone(), index, generation, stream));
         }
         for id in queues {
             if let Some(queue) = self.shared.queues.get(id) {
@@ -60,10 +65,38 @@ impl Plugin {
             .callout(&self.shared.config.name, &d.cluster, d.result.label());
         let mut slot = self.lock(index);
         if slot.generation == generation {
-            self.run(&mut slot, index, |inst| {
-                inst.on_http_call_response(d.ctx, d.token, d.answer, d.body)
+            self.run(&mut slot, index, |inst| match d.end {
+                CallEnd::Http(answer, body) => {
+                    inst.on_http_call_response(d.ctx, d.token, answer, body)
+                }
+                CallEnd::Grpc(end) => inst.on_grpc_end(d.ctx, d.token, end),
             });
         }
+    }
+
+    /// Hands a gRPC stream's event to the instance that opened it; `false` once nothing more
+    /// of the stream is wanted.
+    fn stream_event(
+        &self,
+        at: (usize, u64),
+        ctx: u32,
+        token: u32,
+        cluster: &str,
+        event: StreamEvent,
+    ) -> bool {
+        if let StreamEvent::Close { result, .. } = &event {
+            self.metrics
+                .callout(&self.shared.config.name, cluster, result.label());
+        }
+        let (index, generation) = at;
+        let mut slot = self.lock(index);
+        if slot.generation != generation {
+            return false;
+        }
+        self.run(&mut slot, index, |inst| {
+            inst.on_grpc_stream_event(ctx, token, event)
+        })
+        .unwrap_or(false)
     }
 
     /// Calls `on_queue_ready` on `owner`'s instance; `false` once it no longer exists.
@@ -107,26 +140,36 @@ struct Delivery {
     token: u32,
     cluster: String,
     result: CallResult,
-    answer: CallAnswer,
-    body: bytes::Bytes,
+    end: CallEnd,
 }
 
 /// Runs a callout and delivers its answer (or failure) to the instance that made it.
 async fn callout(plugin: Weak<Plugin>, index: usize, generation: u64, call: PendingCall) {
     let (ctx, token) = (call.ctx, call.token);
     let cluster = call.cluster.config.name.clone();
-    let (result, answer, body) = crate::callout::run(call).await;
+    let (result, end) = crate::callout::run(call).await;
     if let Some(plugin) = plugin.upgrade() {
         let delivery = Delivery {
             ctx,
             token,
             cluster,
             result,
-            answer,
-            body,
+            end,
         };
         plugin.answer(index, generation, delivery);
     }
+}
+
+/// Runs a gRPC stream, delivering its events to the instance that opened it.
+async fn grpc_stream(plugin: Weak<Plugin>, index: usize, generation: u64, stream: PendingStream) {
+    let (ctx, token) = (stream.ctx, stream.token);
+    let cluster = stream.cluster.config.name.clone();
+    crate::grpc_stream::run(stream, |event| {
+        plugin.upgrade().is_some_and(|plugin| {
+            plugin.stream_event((index, generation), ctx, token, &cluster, event)
+        })
+    })
+    .await;
 }
 
 /// Delivers `on_queue_ready` to `owner` while it owns `queue`: once per wake-up, and again as

@@ -166,3 +166,49 @@ async fn queue_and_callout_hostcalls_answer_envoys_statuses() {
         );
     }
 }
+
+#[tokio::test]
+async fn grpc_callout_hostcalls_answer_statuses_the_sdk_survives_and_cancel_drops_the_answer() {
+    // A cluster nothing listens on: the kept call closes with UNAVAILABLE.
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = down.local_addr().unwrap().to_string();
+    drop(down);
+    let host = Host::with_clusters(
+        &[config("abi-grpc", "grpc_call_statuses.wat")],
+        &[wasm_host::ClusterConfig::new("grpc", address)],
+    )
+    .unwrap();
+    let callouts = [
+        ("plugin", "abi-grpc"),
+        ("cluster", "grpc"),
+        ("result", "refused"),
+    ];
+    host.wait_for("sidecar_plugin_callouts_total", &callouts, 1.0)
+        .await;
+    host.wait_for("closed_status", &[], 1.0).await;
+    let scrape = host.scrape();
+    for (what, value) in [
+        ("status_unknown_cluster", 4.0), // ParseFailure (the SDK's `Err`; Envoy: BadArgument)
+        ("status_bad_method", 4.0),
+        ("status_call", 0.0),
+        ("status_cancel", 0.0),
+        ("status_cancel_again", 1.0), // NotFound
+        ("status_close_unknown", 1.0),
+        ("status_stream", 4.0), // ParseFailure, as a call
+        ("status_get_status", 0.0),
+        ("get_status_code", 0.0),
+        ("status_second_call", 0.0),
+        // Only the kept call (token 2) is answered; the cancelled one never started.
+        ("closed_token", 2.0),
+        ("closed_status", 14.0),
+        ("closed_status_code", 14.0),
+    ] {
+        assert_eq!(scrape.value(what, &[]), Some(value), "{what}");
+    }
+    assert!(scrape.value("closed_message_len", &[]).unwrap() > 0.0);
+    assert_eq!(scrape.value("received", &[]), None);
+    assert_eq!(
+        scrape.value("sidecar_plugin_callouts_total", &callouts),
+        Some(1.0)
+    );
+}

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use testkit::scrape::Scrape;
 use tower::util::BoxCloneService;
 use tower::{Layer, ServiceExt};
-use wasm_host::{Body, PluginConfig, PluginLayer, PluginSet, WasmRuntime, full};
+use wasm_host::{Body, ClusterConfig, PluginConfig, PluginLayer, PluginSet, WasmRuntime, full};
 
 /// Path of a WAT fixture in `wasm-host/tests/wat/`.
 pub fn wat(name: &str) -> PathBuf {
@@ -100,9 +100,18 @@ impl Host {
 
     /// Loads `configs`.
     pub fn try_new(configs: &[PluginConfig]) -> anyhow::Result<Host> {
+        Host::with_clusters(configs, &[])
+    }
+
+    /// Loads `configs`, whose callouts may target `clusters`.
+    pub fn with_clusters(
+        configs: &[PluginConfig],
+        clusters: &[ClusterConfig],
+    ) -> anyhow::Result<Host> {
         crate::logs::capture();
         let mut registry = Registry::default();
         let runtime = WasmRuntime::new(&mut registry, None)?;
+        runtime.set_clusters(clusters)?;
         let set = PluginSet::load(runtime, configs, Some("127.0.0.1:9".into()))?;
         let seen = Seen::default();
         let service = BoxCloneService::new(PluginLayer::new(set).layer(upstream(seen.clone())));
