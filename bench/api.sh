@@ -35,10 +35,6 @@ command -v curl >/dev/null || die "curl not found: apt-get install curl"
 pg_bin="${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}"
 [[ -x "$pg_bin/initdb" && -x "$pg_bin/pgbench" ]] || die "PostgreSQL server binaries not found: apt-get install postgresql (or set PG_BIN)"
 
-# PostgreSQL refuses to run as root: run its tools as the postgres user then.
-as_pg=()
-if [[ $(id -u) == 0 ]]; then as_pg=(runuser -u postgres --); fi
-
 echo "== building the api (release)" >&2
 cargo build --release -p api --manifest-path "$root/Cargo.toml" >&2
 api_bin="${CARGO_TARGET_DIR:-$root/target}/release/api"
@@ -48,18 +44,12 @@ api_pid=""
 cleanup() {
     if [[ -n "$api_pid" ]]; then kill "$api_pid" 2>/dev/null || true; wait "$api_pid" 2>/dev/null || true; fi
     if [[ -f "$work/nginx/nginx.pid" ]]; then kill "$(cat "$work/nginx/nginx.pid")" 2>/dev/null || true; fi
-    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/data" -m immediate stop >/dev/null 2>&1 || true
+    stop_pg "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
-if [[ $(id -u) == 0 ]]; then chown postgres: "$work"; fi
-
 echo "== starting PostgreSQL in $work" >&2
-"${as_pg[@]}" "$pg_bin/initdb" -D "$work/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
-"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/data" -l "$work/pg.log" -w \
-    -o "-c listen_addresses='' -k $work -c max_connections=200" start >/dev/null
-psql=("$pg_bin/psql" -h "$work" -U postgres -v ON_ERROR_STOP=1 -qAt)
-"${psql[@]}" -d postgres -c "CREATE DATABASE bench"
+start_pg "$work" bench
 database_url="host=$work user=postgres dbname=bench"
 
 echo "== starting the api on 127.0.0.1:$port" >&2
@@ -72,7 +62,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || die "the api is not ready: $(cat "$work/api.log")"
-"${psql[@]}" -d bench -c "INSERT INTO items (nom, prix) SELECT 'item ' || n, n / 100.0 FROM generate_series(1, $items) AS n" -c "VACUUM ANALYZE items"
+seed_items bench "$items"
 
 run_wrk() { # name lua-script [port] [label]
     local target="http://127.0.0.1:${3:-$port}"

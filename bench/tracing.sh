@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The cost of tracing in the sidecar: the same GET load through three sidecars in front of one
-# tiny upstream, tracing off (ratio 0, no export), 1 % sampled with OTLP export on, and 100 %
-# sampled with export on. The export goes to a local OTLP/HTTP sink (python3, answers 200 to
+# The cost of tracing, in the sidecar or in the api. `bench/tracing.sh` (or `sidecar`): the same
+# GET load through three sidecars in front of one tiny upstream. `bench/tracing.sh api`: the same
+# GET /items/{id} load (bench/api-get.lua) on three apis sharing one throwaway PostgreSQL (ITEMS
+# seeded rows, a pool of 16 each). The three: tracing off (ratio 0, no export), 1 % sampled with
+# OTLP export on, and 100 % sampled with export on. The export goes to a local OTLP/HTTP sink (python3, answers 200 to
 # every POST), so spans really leave the process. Prints req/s, p50, p99 and the sidecar's CPU
-# per request (user + system, from /proc) for each, and each one's ratio to "off".
+# per request (user + system, from /proc) of the sidecar or api for each, and each one's ratio to "off".
 #
 # The sidecars are measured in interleaved rounds (off, 1 %, 100 %, then again); each figure is
 # the median over the rounds, so a burst of load from elsewhere hits all three alike.
 #
-# Usage: bench/tracing.sh          (from anywhere; needs wrk, curl and python3)
+# Usage: bench/tracing.sh [sidecar|api]   (from anywhere; needs wrk, curl and python3; api: the
+#        PostgreSQL server binaries)
 # Knobs: BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_DURATION (8, seconds per run),
-#        BENCH_ROUNDS (3), BENCH_WORKERS (nproc), BENCH_PORT_BASE (18200).
+#        BENCH_ROUNDS (3), BENCH_WORKERS (nproc, sidecar), BENCH_ITEMS (10000, api),
+#        BENCH_PORT_BASE (18200).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +26,8 @@ rounds="${BENCH_ROUNDS:-3}"
 base="${BENCH_PORT_BASE:-18200}"
 workers="${BENCH_WORKERS:-$(nproc)}"
 upstream_port=$base sink_port=$((base + 1))
+what="${1:-sidecar}"
+items="${BENCH_ITEMS:-10000}"
 
 die() { echo "bench/tracing.sh: $*" >&2; exit 1; }
 "$root/scripts/setup" bench >/dev/null || die "scripts/setup bench failed (it installs wrk)"
@@ -29,14 +35,22 @@ command -v wrk >/dev/null || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 command -v python3 >/dev/null || die "python3 not found: apt-get install python3"
 
-echo "== building the sidecar and the bench upstream (release)" >&2
-cargo build --release -p sidecar --bin sidecar --example bench_upstream --manifest-path "$root/Cargo.toml" >&2
+case "$what" in
+    sidecar)
+        echo "== building the sidecar and the bench upstream (release)" >&2
+        cargo build --release -p sidecar --bin sidecar --example bench_upstream --manifest-path "$root/Cargo.toml" >&2 ;;
+    api)
+        echo "== building the api (release)" >&2
+        cargo build --release -p api --bin api --manifest-path "$root/Cargo.toml" >&2 ;;
+    *) die "usage: bench/tracing.sh [sidecar|api]" ;;
+esac
 target="${CARGO_TARGET_DIR:-$root/target}/release"
 
 work="$(mktemp -d /tmp/tracing-bench.XXXXXX)"
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    stop_pg "$work"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,9 +63,17 @@ wait_for() { # url name
     die "$2 did not come up at $1: $(cat "$work"/*.log 2>/dev/null)"
 }
 
-"$target/examples/bench_upstream" "127.0.0.1:$upstream_port" 2>"$work/upstream.log" &
-pids+=($!)
-wait_for "http://127.0.0.1:$upstream_port/hello" upstream
+if [[ $what == sidecar ]]; then
+    "$target/examples/bench_upstream" "127.0.0.1:$upstream_port" 2>"$work/upstream.log" &
+    pids+=($!)
+    wait_for "http://127.0.0.1:$upstream_port/hello" upstream
+    printf 'workers = %s\n[[routes]]\ntemplate = "/hello"\n' "$workers" >"$work/sidecar.toml"
+    path=/hello ready=/hello
+else
+    echo "== starting PostgreSQL in $work" >&2
+    start_pg "$work" bench || die "PostgreSQL did not start"
+    path=/items/1 ready=/readyz
+fi
 
 # The OTLP sink: reads each export and answers 200, as a collector that keeps up would.
 cat >"$work/sink.py" <<'PY'
@@ -72,7 +94,6 @@ python3 "$work/sink.py" "$sink_port" 2>"$work/sink.log" &
 pids+=($!)
 wait_for "http://127.0.0.1:$sink_port/" "OTLP sink"
 
-printf 'workers = %s\n[[routes]]\ntemplate = "/hello"\n' "$workers" >"$work/sidecar.toml"
 declare -A port pid
 i=2
 for mode in off 1pct 100pct; do
@@ -82,26 +103,35 @@ for mode in off 1pct 100pct; do
         1pct) env=(OTEL_TRACES_SAMPLER_ARG=0.01 OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port") ;;
         100pct) env=(OTEL_TRACES_SAMPLER_ARG=1 OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port") ;;
     esac
-    env "${env[@]}" SIDECAR_LISTEN="127.0.0.1:${port[$mode]}" SIDECAR_ADMIN_LISTEN="127.0.0.1:$admin" \
-        SIDECAR_UPSTREAM="http://127.0.0.1:$upstream_port" SIDECAR_CONFIG="$work/sidecar.toml" RUST_LOG=warn \
-        "$target/sidecar" 2>"$work/sidecar-$mode.log" &
+    if [[ $what == sidecar ]]; then
+        env "${env[@]}" SIDECAR_LISTEN="127.0.0.1:${port[$mode]}" SIDECAR_ADMIN_LISTEN="127.0.0.1:$admin" \
+            SIDECAR_UPSTREAM="http://127.0.0.1:$upstream_port" SIDECAR_CONFIG="$work/sidecar.toml" RUST_LOG=warn \
+            "$target/sidecar" 2>"$work/$what-$mode.log" &
+    else
+        admin=${port[$mode]} # the api serves its metrics on its own port
+        env "${env[@]}" DATABASE_URL="host=$work user=postgres dbname=bench" API_LISTEN="127.0.0.1:${port[$mode]}" \
+            API_POOL_SIZE=16 RUST_LOG=warn "$target/api" 2>"$work/$what-$mode.log" &
+    fi
     pid[$mode]=$!
     pids+=($!)
-    wait_for "http://127.0.0.1:${port[$mode]}/hello" "sidecar ($mode)"
+    wait_for "http://127.0.0.1:${port[$mode]}$ready" "$what ($mode)"
     echo "$mode admin 127.0.0.1:$admin" >>"$work/admins"
 done
+if [[ $what == api ]]; then seed_items bench "$items"; fi
+load_args=()
+if [[ $what == api ]]; then load_args=(-s "$root/bench/api-get.lua"); fi
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/runs"
 for round in $(seq "$rounds"); do
     for mode in off 1pct 100pct; do
-        url="http://127.0.0.1:${port[$mode]}/hello"
-        echo "== round $round: wrk GET via sidecar ($mode)" >&2
-        [[ $round == 1 ]] && wrk -t"$threads" -c"$connections" -d2s "$url" >/dev/null # warm-up
+        url="http://127.0.0.1:${port[$mode]}$path"
+        echo "== round $round: wrk GET via $what ($mode)" >&2
+        [[ $round == 1 ]] && ITEMS="$items" wrk "${load_args[@]}" -t"$threads" -c"$connections" -d2s "$url" >/dev/null # warm-up
         before=$(ticks "${pid[$mode]}")
-        wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "$url" >"$work/out"
+        ITEMS="$items" wrk "${load_args[@]}" -t"$threads" -c"$connections" -d"${duration}s" --latency "$url" >"$work/out"
         after=$(ticks "${pid[$mode]}")
-        grep -q -e "Non-2xx" -e "Socket errors" "$work/out" && die "errors under load via $mode: $(cat "$work/out")"
+        grep -q -e "Non-2xx" -e "Socket errors" "$work/out" && die "errors under load via $what ($mode): $(cat "$work/out")"
         requests=$(awk '/requests in/ { print $1 }' "$work/out")
         echo "$mode $(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/out") $(wrk_ms 50% <"$work/out") $(wrk_ms 99% <"$work/out") \
             $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')" >>"$work/runs"
@@ -112,8 +142,13 @@ done
 exported() { curl -fsS "http://$1/metrics" | awk '/^otlp_spans_exported_total / { print $2 } /^otlp_spans_dropped_total\{/ { d += $2 } END { print d + 0 }' | paste -sd' '; }
 
 echo
-echo "sidecar tracing off vs 1 % vs 100 % sampled (export on): GET /hello, $connections connections,"
-echo "$threads wrk threads, ${duration}s per run, median of $rounds interleaved rounds; $workers workers; $(nproc) cores;"
+if [[ $what == sidecar ]]; then
+    echo "sidecar tracing off vs 1 % vs 100 % sampled (export on): GET /hello, $connections connections,"
+    echo "$threads wrk threads, ${duration}s per run, median of $rounds interleaved rounds; $workers workers; $(nproc) cores;"
+else
+    echo "api tracing off vs 1 % vs 100 % sampled (export on): GET /items/{id} over $items rows, $connections connections,"
+    echo "$threads wrk threads, ${duration}s per run, median of $rounds interleaved rounds; pool of 16 each; $(nproc) cores;"
+fi
 echo "load average before: $load_before"
 printf "%-22s %10s %9s %9s %11s %12s %16s\n" "tracing" "req/s" "p50 ms" "p99 ms" "cpu us/req" "req/s vs off" "exported dropped"
 for mode in off 1pct 100pct; do
