@@ -7,7 +7,8 @@
 # every POST), so spans really leave the process. Prints req/s, p50, p99 and the sidecar's CPU
 # per request (user + system, from /proc) of the sidecar or api for each, and each one's ratio to "off".
 #
-# The sidecars are measured in interleaved rounds (off, 1 %, 100 %, then again); each figure is
+# The sidecars are measured in interleaved rounds (off, 1 %, 100 %, then again, each round
+# starting one mode later); each figure is
 # the median over the rounds, so a burst of load from elsewhere hits all three alike.
 #
 # Usage: bench/tracing.sh [sidecar|api]   (from anywhere; needs wrk, curl and python3; api: the
@@ -124,7 +125,10 @@ if [[ $what == api ]]; then load_args=(-s "$root/bench/api-get.lua"); fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 : >"$work/runs"
 for round in $(seq "$rounds"); do
-    for mode in off 1pct 100pct; do
+    # Each round starts with the next mode, so none always runs first (warm caches, turbo).
+    modes=(off 1pct 100pct)
+    for ((k = 0; k < 3; k++)); do
+        mode=${modes[(round + k) % 3]}
         url="http://127.0.0.1:${port[$mode]}$path"
         echo "== round $round: wrk GET via $what ($mode)" >&2
         [[ $round == 1 ]] && ITEMS="$items" wrk "${load_args[@]}" -t"$threads" -c"$connections" -d2s "$url" >/dev/null # warm-up
