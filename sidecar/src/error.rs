@@ -102,8 +102,9 @@ impl ProxyError {
         )
     }
 
-    /// The reason for a response body that broke off before anything reached the client (a
-    /// plugin was buffering it): what the same failure gets when it shows in the read-ahead.
+    /// The reason for a response body that broke off before anything reached the client: in
+    /// the proxy's read-ahead, or while a plugin was buffering it. A connection that closed
+    /// inside the body is a reset; a body that breaks its own framing, a protocol error.
     pub fn for_broken_body(error: &(dyn std::error::Error + 'static)) -> ProxyError {
         if body::caused_by::<BodyIdleTimeout>(error) {
             Self::ResponseTimeout

@@ -333,14 +333,10 @@ impl Inner {
                         ProxyError::ClientBody
                     }
                     ExchangeError::Head(_) => ProxyError::ProtocolError,
-                    // A connection that closed inside the body is a reset; anything else is a
-                    // body that breaks its own framing.
-                    ExchangeError::Body(body) if !body.is::<std::io::Error>() => {
-                        ProxyError::ProtocolError
-                    }
+                    // The same reasons as a body that breaks while a plugin buffers it.
+                    ExchangeError::Body(body) => ProxyError::for_broken_body(body.as_ref()),
                     ExchangeError::Closed(_)
                     | ExchangeError::Io(_)
-                    | ExchangeError::Body(_)
                     | ExchangeError::RequestBody(_) => ProxyError::UpstreamReset,
                 };
                 let cause = std::error::Error::source(exchange)
