@@ -23,7 +23,7 @@ use crate::{config::Upstream, metrics::Exemplars, reload::Reloader, routes::Rout
 
 /// The admin service; clones share its state.
 #[derive(Clone, Debug)]
-pub struct Admin(Arc<Inner>);
+pub(crate) struct Admin(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -40,7 +40,7 @@ struct Inner {
 impl Admin {
     /// Serves `registry` (with `exemplars` in OpenMetrics answers), `routes` and `reloader`;
     /// `/readyz` checks `upstream`.
-    pub fn new(
+    pub(crate) fn new(
         registry: Registry,
         exemplars: Option<Exemplars>,
         routes: Routes,
@@ -59,7 +59,7 @@ impl Admin {
     }
 
     /// Changes on every `/metrics` scrape.
-    pub fn scrapes(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn scrapes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.scrapes.subscribe()
     }
 }

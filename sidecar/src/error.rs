@@ -14,12 +14,12 @@ use crate::{
 };
 
 /// Header naming the reason on every response the sidecar made itself.
-pub const ERROR_HEADER: &str = "x-sidecar-error";
+pub(crate) const ERROR_HEADER: &str = "x-sidecar-error";
 
 /// A request the sidecar could not forward, or whose answer it could not get. The set of
 /// [`error_type`](ProxyError::error_type) strings is closed: it is a metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// TCP connect to the upstream was refused or the host is unreachable: 502.
     #[error("the upstream refused the connection")]
     ConnectRefused,
@@ -53,7 +53,7 @@ pub enum ProxyError {
 
 impl ProxyError {
     /// Every reason, so metric series can be created at 0 before the first failure.
-    pub const ALL: [ProxyError; 9] = [
+    pub(crate) const ALL: [ProxyError; 9] = [
         Self::ConnectRefused,
         Self::ConnectTimeout,
         Self::ResponseTimeout,
@@ -66,7 +66,7 @@ impl ProxyError {
     ];
 
     /// The closed label value used in `x-sidecar-error` and `sidecar_upstream_errors_total`.
-    pub fn error_type(self) -> &'static str {
+    pub(crate) fn error_type(self) -> &'static str {
         match self {
             Self::ConnectRefused => "connect_refused",
             Self::ConnectTimeout => "connect_timeout",
@@ -81,7 +81,7 @@ impl ProxyError {
     }
 
     /// The status the client receives.
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::ConnectRefused | Self::UpstreamReset | Self::ProtocolError => {
                 StatusCode::BAD_GATEWAY
@@ -95,7 +95,7 @@ impl ProxyError {
 
     /// Whether this counts in `sidecar_upstream_errors_total` (everything but the client's own
     /// failures).
-    pub fn is_upstream(self) -> bool {
+    pub(crate) fn is_upstream(self) -> bool {
         !matches!(
             self,
             Self::ClientBody | Self::InvalidRequest | Self::MethodNotAllowed
@@ -105,7 +105,7 @@ impl ProxyError {
     /// The reason for a response body that broke off before anything reached the client: in
     /// the proxy's read-ahead, or while a plugin was buffering it. A connection that closed
     /// inside the body is a reset; a body that breaks its own framing, a protocol error.
-    pub fn for_broken_body(error: &(dyn std::error::Error + 'static)) -> ProxyError {
+    pub(crate) fn for_broken_body(error: &(dyn std::error::Error + 'static)) -> ProxyError {
         if body::caused_by::<BodyIdleTimeout>(error) {
             Self::ResponseTimeout
         } else if body::caused_by::<std::io::Error>(error) {
@@ -123,7 +123,7 @@ impl ProxyError {
     }
 
     /// The response the sidecar sends in place of the upstream's.
-    pub fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         let json = serde_json::json!({ "error": self.to_string(), "type": self.error_type() });
         let mut response = Response::new(body::full(json.to_string()));
         *response.status_mut() = self.status();
@@ -141,7 +141,7 @@ impl ProxyError {
 /// The plugin host's 502 for a response body that broke off while plugins buffered it
 /// ([`wasm_host::BrokenBody`]) becomes the sidecar's own error response, classified like the
 /// same failure without plugins; every other response passes as it is.
-pub fn answer_broken_body(response: Response<Body>) -> Response<Body> {
+pub(crate) fn answer_broken_body(response: Response<Body>) -> Response<Body> {
     match response.extensions().get::<wasm_host::BrokenBody>() {
         Some(broken) => ProxyError::for_broken_body(broken.0.as_ref().as_ref()).into_response(),
         None => response,

@@ -1,47 +1,56 @@
 //! redside's sidecar: a reverse proxy in front of one HTTP service that measures RED metrics
 //! per route template, and hosts Proxy-Wasm plugins.
 //!
-//! Modules, in the order a request meets them:
-//! - [`config`]: flags + environment (listen, upstream, admin, file path) and the TOML file
+//! # Interface
+//! The binary's, and nothing more: [`Cli`] (the flags), [`Config::load`] (flags + TOML file;
+//! [`ConfigError`] when it can't), and [`run`], which serves until its shutdown future
+//! completes. `main.rs` only parses flags, sets up logging and binds.
+//!
+//! # Modules
+//! In the order a request meets them; all private (`pub(crate)` at most), so what is not
+//! listed above is internal and dead code shows.
+//! - `config`: flags + environment (listen, upstream, admin, file path) and the TOML file
 //!   (routes, OpenAPI loading, limits, metric options, plugins).
-//! - [`workers`]: the proxy's worker threads, one event loop and upstream pool each, fed
+//! - `workers`: the proxy's worker threads, one event loop and upstream pool each, fed
 //!   connections in turn by one acceptor.
-//! - [`stack`]: builds the per-request service stack: RED → gRPC → plugins → limit → proxy.
-//! - [`grpc`]: gRPC calls' families (go-grpc-prometheus names) and gRPC-shaped errors.
-//! - [`red`]: the RED layer (labels, clock, body byte counts), recording into [`metrics`]
-//!   (one shard per worker, added up at scrape time); [`trace`]: `traceparent`, the sidecar's
+//! - `stack`: builds the per-request service stack: RED → gRPC → plugins → limit → proxy.
+//! - `grpc`: gRPC calls' families (go-grpc-prometheus names) and gRPC-shaped errors.
+//! - `red`: the RED layer (labels, clock, body byte counts), recording into `metrics`
+//!   (one shard per worker, added up at scrape time); `trace`: `traceparent`, the sidecar's
 //!   span and its export.
-//! - [`routes`]: the swappable route table (path → template or `none`).
-//! - [`limit`]: the concurrency limit (503 `overloaded`).
-//! - [`proxy`]: header rewriting and the upstream leg: HTTP/1.1 spoken over each worker's pool
+//! - `routes`: the swappable route table (path → template or `none`).
+//! - `limit`: the concurrency limit (503 `overloaded`).
+//! - `proxy`: header rewriting and the upstream leg: HTTP/1.1 spoken over each worker's pool
 //!   of keep-alive connections, or HTTP/2 multiplexed on one connection per worker; bodies
 //!   streamed both ways. The proxy port takes HTTP/1.1 and HTTP/2 cleartext (`serve`).
-//! - [`error`]: [`error::ProxyError`], the responses the sidecar makes itself (502/503/504).
-//! - [`body`]: the boxed streaming body type the stack shares.
-//! - [`openapi`]: route templates from the upstream's OpenAPI document.
-//! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`, `/routes`, `POST /reload`).
-//! - [`reload`]: SIGHUP / `POST /reload`.
+//! - `error`: `ProxyError`, the responses the sidecar makes itself (502/503/504).
+//! - `body`: the boxed streaming body type the stack shares.
+//! - `openapi`: route templates from the upstream's OpenAPI document.
+//! - `admin`: the admin listener (`/metrics`, `/healthz`, `/readyz`, `/routes`, `POST /reload`).
+//! - `reload`: SIGHUP / `POST /reload`.
 //! - the Proxy-Wasm host is the `wasm_host` crate; its [`PluginLayer`](wasm_host::PluginLayer)
-//!   sits in [`stack`], and the RED layer inserts the [`RouteTemplate`](wasm_host::RouteTemplate)
+//!   sits in `stack`, and the RED layer inserts the [`RouteTemplate`](wasm_host::RouteTemplate)
 //!   it reads.
-//!
-//! [`run`] ties them together; `main.rs` only parses flags, sets up logging and binds.
 
-pub mod admin;
-pub mod body;
-pub mod config;
-pub mod error;
-pub mod grpc;
-pub mod limit;
-pub mod metrics;
-pub mod openapi;
-pub mod proxy;
-pub mod red;
-pub mod reload;
-pub mod routes;
-pub mod stack;
-pub mod trace;
-pub mod workers;
+// What is not reachable from here is `pub(crate)`, so the interface stays what this page says
+// and dead code shows.
+#![warn(unreachable_pub)]
+
+mod admin;
+mod body;
+mod config;
+mod error;
+mod grpc;
+mod limit;
+mod metrics;
+mod openapi;
+mod proxy;
+mod red;
+mod reload;
+mod routes;
+mod stack;
+mod trace;
+mod workers;
 
 use std::{future::Future, time::Duration};
 
@@ -50,7 +59,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-pub use config::{Cli, Config};
+pub use config::{Cli, Config, ConfigError};
 
 use crate::{admin::Admin, reload::Reloader, routes::Routes};
 

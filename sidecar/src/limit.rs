@@ -23,13 +23,13 @@ use crate::{
 
 /// Wraps a service in [`Limit`].
 #[derive(Clone, Debug)]
-pub struct LimitLayer {
+pub(crate) struct LimitLayer {
     permits: Arc<Semaphore>,
 }
 
 impl LimitLayer {
     /// At most `max` requests in flight.
-    pub fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max)),
         }
@@ -48,7 +48,7 @@ impl<S> Layer<S> for LimitLayer {
 
 /// Answers 503 when too many requests are in flight.
 #[derive(Clone, Debug)]
-pub struct Limit<S> {
+pub(crate) struct Limit<S> {
     inner: S,
     /// The shared semaphore behind one allocation per worker: the stack and each permit
     /// clone this, so the per-request counts stay on the worker's core (the semaphore's own
@@ -100,7 +100,7 @@ where
 
 pin_project_lite::pin_project! {
     /// Response future of [`Limit`]: the inner one, whose body then holds the permit, or 503.
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         state: State<F>,
     }

@@ -19,7 +19,7 @@ const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why the document could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum OpenApiError {
+pub(crate) enum OpenApiError {
     /// The request failed.
     #[error("fetching {url} failed: {reason}")]
     Fetch {
@@ -50,7 +50,7 @@ pub enum OpenApiError {
 ///
 /// # Errors
 /// When the upstream is unreachable, answers non-2xx, or the body has no `paths` object.
-pub async fn fetch(
+pub(crate) async fn fetch(
     client: &UpstreamClient,
     upstream: &Upstream,
     url_path: &str,
@@ -107,7 +107,7 @@ fn templates(document: &[u8]) -> Result<Vec<String>, String> {
 ///
 /// # Errors
 /// The last attempt's error.
-pub async fn fetch_with_retries(
+pub(crate) async fn fetch_with_retries(
     client: &UpstreamClient,
     upstream: &Upstream,
     config: &OpenApiConfig,

@@ -41,7 +41,7 @@ use crate::{
 
 /// Wraps a service in [`Red`].
 #[derive(Clone, Debug)]
-pub struct RedLayer {
+pub(crate) struct RedLayer {
     metrics: Metrics,
     routes: Routes,
     tracing: Tracing,
@@ -49,7 +49,7 @@ pub struct RedLayer {
 
 impl RedLayer {
     /// Records into `metrics`, labelling with `routes`, tracing with `tracing`.
-    pub fn new(metrics: Metrics, routes: Routes, tracing: Tracing) -> Self {
+    pub(crate) fn new(metrics: Metrics, routes: Routes, tracing: Tracing) -> Self {
         Self {
             metrics,
             routes,
@@ -75,7 +75,7 @@ impl<S> Layer<S> for RedLayer {
 
 /// Records the RED family around `S`.
 #[derive(Clone, Debug)]
-pub struct Red<S> {
+pub(crate) struct Red<S> {
     inner: S,
     /// One per worker: the stack is cloned for every connection, and a clone should touch no
     /// count another core writes.
@@ -157,7 +157,7 @@ where
 
 pin_project_lite::pin_project! {
     /// Response future of [`Red`]: hands the recording over to the response body.
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         inner: F,
         recording: Option<Recording>,
@@ -244,7 +244,7 @@ impl Drop for Recording {
 }
 
 /// The response body as sent to the client: counts bytes, ends the measurement.
-pub struct RedBody {
+pub(crate) struct RedBody {
     inner: Body,
     recording: Recording,
 }

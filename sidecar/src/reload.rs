@@ -17,7 +17,7 @@ use wasm_host::PluginSet;
 
 /// What a reload did.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct ReloadReport {
+pub(crate) struct ReloadReport {
     /// Templates in the new table.
     pub routes: usize,
     /// Plugins declared in the file.
@@ -26,7 +26,7 @@ pub struct ReloadReport {
 
 /// Reloads the configuration on demand; clones share one reloader.
 #[derive(Clone, Debug)]
-pub struct Reloader(Arc<Inner>);
+pub(crate) struct Reloader(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -45,7 +45,7 @@ struct Inner {
 ///
 /// # Errors
 /// A configured template the router rejects.
-pub fn route_table(file: &FileConfig, openapi: &[String]) -> Result<RouteTable, RouteError> {
+pub(crate) fn route_table(file: &FileConfig, openapi: &[String]) -> Result<RouteTable, RouteError> {
     let configured = file
         .routes
         .iter()
@@ -56,7 +56,7 @@ pub fn route_table(file: &FileConfig, openapi: &[String]) -> Result<RouteTable, 
 
 impl Reloader {
     /// A reloader for the file at `path` (or the start-up configuration `initial` when `None`).
-    pub fn new(
+    pub(crate) fn new(
         path: Option<PathBuf>,
         initial: FileConfig,
         upstream: Upstream,
@@ -80,7 +80,7 @@ impl Reloader {
     /// # Errors
     /// An unreadable or invalid file, a rejected template, or a required OpenAPI document that
     /// can't be fetched. The current configuration stays in place.
-    pub async fn reload(&self) -> anyhow::Result<ReloadReport> {
+    pub(crate) async fn reload(&self) -> anyhow::Result<ReloadReport> {
         let inner = &self.0;
         let _one_at_a_time = inner.lock.lock().await;
         let file = match &inner.path {
@@ -136,7 +136,7 @@ impl Reloader {
     ///
     /// # Errors
     /// A configured template the router rejects (can't happen: it was accepted at start-up).
-    pub async fn add_openapi(&self, templates: &[String]) -> Result<(), RouteError> {
+    pub(crate) async fn add_openapi(&self, templates: &[String]) -> Result<(), RouteError> {
         let _one_at_a_time = self.0.lock.lock().await;
         let table = route_table(&self.0.initial, templates)?;
         self.0.routes.replace(table);
@@ -155,7 +155,7 @@ impl Reloader {
 
     /// Reloads on every SIGHUP until the task is dropped. Errors are logged here, where they are
     /// handled.
-    pub async fn on_sighup(self) {
+    pub(crate) async fn on_sighup(self) {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hangups) = signal(SignalKind::hangup()) else {
             warn!("cannot install a SIGHUP handler; reload with POST /reload instead");

@@ -11,12 +11,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 /// The `handler` value of unmatched requests (the teaching stack's value, `docs/metrics.md`).
-pub const NONE: &str = "none";
+pub(crate) const NONE: &str = "none";
 
 /// Where a template came from (shown on the admin `/routes` page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RouteSource {
+pub(crate) enum RouteSource {
     /// `[[routes]]` in the TOML file.
     Config,
     /// The upstream's OpenAPI document.
@@ -25,7 +25,7 @@ pub enum RouteSource {
 
 /// One template in the table.
 #[derive(Clone, Debug)]
-pub struct RouteEntry {
+pub(crate) struct RouteEntry {
     /// The template, e.g. `/items/{id}`.
     pub template: Arc<str>,
     /// Where it came from.
@@ -37,7 +37,7 @@ pub struct RouteEntry {
 /// A template the router cannot take (a conflict with another, a bad parameter).
 #[derive(Debug, thiserror::Error)]
 #[error("route template {template:?} rejected: {reason}")]
-pub struct RouteError {
+pub(crate) struct RouteError {
     /// The template.
     pub template: String,
     /// The router's reason.
@@ -46,7 +46,7 @@ pub struct RouteError {
 
 /// An immutable route table.
 #[derive(Debug)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     router: matchit::Router<usize>,
     entries: Vec<RouteEntry>,
     none: Arc<str>,
@@ -54,7 +54,7 @@ pub struct RouteTable {
 
 /// The result of a lookup, borrowed from the table.
 #[derive(Clone, Copy, Debug)]
-pub struct Lookup<'a> {
+pub(crate) struct Lookup<'a> {
     /// The `handler` label: the template, or `none`.
     pub handler: &'a str,
     /// Whether a template matched (and is within the cap).
@@ -65,7 +65,7 @@ pub struct Lookup<'a> {
 
 impl RouteTable {
     /// An empty table: every request is `none`.
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             router: matchit::Router::new(),
             entries: Vec::new(),
@@ -79,7 +79,7 @@ impl RouteTable {
     ///
     /// # Errors
     /// A configured template the router rejects.
-    pub fn build<'a>(
+    pub(crate) fn build<'a>(
         templates: impl IntoIterator<Item = (&'a str, RouteSource)>,
         max_handlers: usize,
     ) -> Result<Self, RouteError> {
@@ -121,7 +121,7 @@ impl RouteTable {
 
     /// The route for `path`. A path that matches only with its trailing `/` added or removed
     /// takes that template, as the teaching stack's instrumentation does.
-    pub fn lookup(&self, path: &str) -> Lookup<'_> {
+    pub(crate) fn lookup(&self, path: &str) -> Lookup<'_> {
         let index = self.router.at(path).map(|m| *m.value).ok().or_else(|| {
             let alternative = match path.strip_suffix('/') {
                 Some(stripped) if !stripped.is_empty() => stripped.to_owned(),
@@ -145,7 +145,7 @@ impl RouteTable {
     }
 
     /// Every template, in priority order.
-    pub fn entries(&self) -> &[RouteEntry] {
+    pub(crate) fn entries(&self) -> &[RouteEntry] {
         &self.entries
     }
 }
@@ -153,27 +153,27 @@ impl RouteTable {
 /// The current route table, shared by the RED layer, the admin page and the reloader.
 /// Lookups are lock-free; a reload swaps the whole table.
 #[derive(Clone, Debug)]
-pub struct Routes(Arc<ArcSwap<RouteTable>>);
+pub(crate) struct Routes(Arc<ArcSwap<RouteTable>>);
 
 impl Routes {
     /// Shares `table`.
-    pub fn new(table: RouteTable) -> Self {
+    pub(crate) fn new(table: RouteTable) -> Self {
         Self(Arc::new(ArcSwap::from_pointee(table)))
     }
 
     /// The current table.
-    pub fn current(&self) -> Arc<RouteTable> {
+    pub(crate) fn current(&self) -> Arc<RouteTable> {
         self.0.load_full()
     }
 
     /// Resolves `path` against the current table and hands the result to `f` by reference: no
     /// count on the shared label is taken (this is on every request's path).
-    pub fn lookup<R>(&self, path: &str, f: impl FnOnce(Lookup<'_>) -> R) -> R {
+    pub(crate) fn lookup<R>(&self, path: &str, f: impl FnOnce(Lookup<'_>) -> R) -> R {
         f(self.0.load().lookup(path))
     }
 
     /// Replaces the table; requests already routed keep their label.
-    pub fn replace(&self, table: RouteTable) {
+    pub(crate) fn replace(&self, table: RouteTable) {
         self.0.store(Arc::new(table));
     }
 }

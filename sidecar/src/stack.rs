@@ -33,7 +33,7 @@ use wasm_host::{PluginLayer, PluginSet};
 /// What every proxy worker's stack shares: the metrics, the route table, tracing, the
 /// concurrency limit and the plugins. Each worker adds its own upstream connection pool (see [`crate::workers`]).
 #[derive(Clone, Debug)]
-pub struct Stack {
+pub(crate) struct Stack {
     red: RedLayer,
     grpc: GrpcLayer,
     exemplars: Exemplars,
@@ -47,7 +47,7 @@ pub struct Stack {
 
 impl Stack {
     /// Registers the proxy's metrics into `registry` and prepares the shared layers.
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         registry: &mut Registry,
         routes: Routes,
@@ -70,18 +70,18 @@ impl Stack {
     }
 
     /// Upgraded connections, which shutdown waits for.
-    pub fn tunnels(&self) -> &Tunnels {
+    pub(crate) fn tunnels(&self) -> &Tunnels {
         &self.tunnels
     }
 
     /// The duration exemplars, for `/metrics`.
-    pub fn exemplars(&self) -> Exemplars {
+    pub(crate) fn exemplars(&self) -> Exemplars {
         self.exemplars.clone()
     }
 
     /// The service stack over a new upstream connection pool. Call it inside the worker's
     /// runtime, which the pool's connections then belong to.
-    pub fn build(
+    pub(crate) fn build(
         &self,
     ) -> impl Service<
         Request<Incoming>,

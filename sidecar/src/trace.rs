@@ -13,20 +13,20 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use traces::{Kind, Sampler, Span, SpanContext, SpanSink, Value};
 
 /// `traceparent`.
-pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// `tracestate`.
-pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+pub(crate) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Sampling and span export, shared by every worker.
 #[derive(Clone, Debug)]
-pub struct Tracing {
+pub(crate) struct Tracing {
     sampler: Sampler,
     sink: SpanSink,
 }
 
 /// A sampled request's span, until the request ends.
 #[derive(Debug)]
-pub struct Traced {
+pub(crate) struct Traced {
     /// Its ids.
     pub context: SpanContext,
     start: SystemTime,
@@ -34,7 +34,7 @@ pub struct Traced {
 
 /// How a traced request ended.
 #[derive(Debug)]
-pub struct Ending<'a> {
+pub(crate) struct Ending<'a> {
     /// The `handler` label (route template or `none`).
     pub route: &'a str,
     /// The `method` label.
@@ -49,14 +49,14 @@ pub struct Ending<'a> {
 
 impl Tracing {
     /// Samples with `sampler`, exports to `sink`.
-    pub fn new(sampler: Sampler, sink: SpanSink) -> Self {
+    pub(crate) fn new(sampler: Sampler, sink: SpanSink) -> Self {
         Self { sampler, sink }
     }
 
     /// Decides for a request with `headers` and rewrites its trace headers for the upstream:
     /// a sampled request gets `traceparent` naming the sidecar's span; a malformed
     /// `traceparent` and its `tracestate` are removed.
-    pub fn begin(&self, headers: &mut HeaderMap) -> Option<Traced> {
+    pub(crate) fn begin(&self, headers: &mut HeaderMap) -> Option<Traced> {
         let decision = self
             .sampler
             .decide(headers.get(TRACEPARENT).map(HeaderValue::as_bytes));
@@ -75,7 +75,7 @@ impl Tracing {
     }
 
     /// Records the span of a traced request that ended.
-    pub fn end(&self, traced: &Traced, ending: &Ending<'_>) {
+    pub(crate) fn end(&self, traced: &Traced, ending: &Ending<'_>) {
         if !self.sink.is_enabled() {
             return;
         }

@@ -27,7 +27,7 @@ use tracing::info;
 use crate::{config::LimitsConfig, stack::Stack};
 
 /// How many workers `configured` means: `0` is one per CPU.
-pub fn count(configured: usize) -> usize {
+pub(crate) fn count(configured: usize) -> usize {
     if configured > 0 {
         configured
     } else {
@@ -36,7 +36,7 @@ pub fn count(configured: usize) -> usize {
 }
 
 /// Running workers.
-pub struct Workers {
+pub(crate) struct Workers {
     stop: watch::Sender<bool>,
     acceptor: JoinHandle<()>,
     done: Vec<oneshot::Receiver<()>>,
@@ -47,7 +47,7 @@ pub struct Workers {
 ///
 /// # Errors
 /// When a thread or runtime can't be created.
-pub fn start(
+pub(crate) fn start(
     count: usize,
     listener: TcpListener,
     stack: Stack,
@@ -114,7 +114,7 @@ pub fn start(
 impl Workers {
     /// Serves until `shutdown` completes, then has every worker stop accepting and drain, and
     /// waits for them all.
-    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
+    pub(crate) async fn serve_until(self, shutdown: impl Future<Output = ()>) {
         shutdown.await;
         let _ = self.stop.send(true);
         // The listening socket closes with the acceptor: new connections are refused from here.

@@ -13,7 +13,7 @@ enum Raw {
 }
 
 /// Deserializes a duration (serde `with` entry point).
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     match Raw::deserialize(d)? {
         Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
         Raw::Text(text) => parse(&text).ok_or_else(|| {
@@ -25,7 +25,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
 }
 
 /// Parses `"250ms"`, `"5s"`, `"2m"` (fractions allowed).
-pub fn parse(text: &str) -> Option<Duration> {
+pub(crate) fn parse(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
     let (number, unit) = text.split_at(split);

@@ -13,7 +13,7 @@ use wasm_host::{ClusterConfig, PluginConfig};
 /// The TOML file.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     /// Proxy worker threads, each with its own event loop and upstream connection pool (like
     /// nginx's `worker_processes`); `0` means one per CPU.
     #[serde(default)]
@@ -45,7 +45,7 @@ impl FileConfig {
     ///
     /// # Errors
     /// An unreadable file, invalid TOML, an unknown key, or an invalid value.
-    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+    pub(crate) fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -68,7 +68,7 @@ impl FileConfig {
     ///
     /// # Errors
     /// Invalid TOML, an unknown key, or an invalid value.
-    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|source| ConfigError::Toml {
             path: PathBuf::new(),
             source,
@@ -161,7 +161,7 @@ impl FileConfig {
 /// One `[[routes]]` entry.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RouteConfig {
+pub(crate) struct RouteConfig {
     /// A path template, `{name}` for one segment, `{*name}` for the rest: `/items/{id}`.
     pub template: String,
 }
@@ -169,7 +169,7 @@ pub struct RouteConfig {
 /// `openapi = { ... }`: take route templates from the keys of the upstream's `paths`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OpenApiConfig {
+pub(crate) struct OpenApiConfig {
     /// Path of the document on the upstream.
     #[serde(default = "default_openapi_path")]
     pub url_path: String,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// `[limits]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
+pub(crate) struct LimitsConfig {
     /// TCP connect to the upstream (then 504 `connect_timeout`).
     #[serde(with = "crate::config::duration")]
     pub connect_timeout: Duration,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 /// `[metrics]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
+pub(crate) struct MetricsConfig {
     /// `grouped` (`2xx`, as the teaching stack) or `raw` (`200`).
     pub status: StatusMode,
     /// Give `http_requests_inprogress` the `handler` and `method` labels.
@@ -23,7 +23,7 @@ pub struct MetricsConfig {
 /// How the `status` label is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StatusMode {
+pub(crate) enum StatusMode {
     /// `1xx` .. `5xx`.
     Grouped,
     /// The three-digit code.
@@ -32,7 +32,7 @@ pub enum StatusMode {
 
 /// The contract's buckets (`docs/metrics.md`; OTel's, a superset of the teaching stack's
 /// 0.1/0.5/1).
-pub const DURATION_BUCKETS: [f64; 14] = [
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 

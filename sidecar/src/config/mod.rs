@@ -21,14 +21,14 @@
 //! Every key is optional; unknown keys are rejected with the key's name and position.
 //!
 //! The parts: `cli` (the flags), `upstream` (the `--upstream` URL), `file` (the TOML file, its
-//! reading and validation) with its `limits`, `metrics` and `protocols` sections, [`duration`] (the humane
-//! durations the file uses), and `error`; all re-exported here. This
-//! file assembles them into [`Config`].
+//! reading and validation) with its `limits`, `metrics` and `protocols` sections, [`duration`]
+//! (the humane durations the file uses), and `error`; what the rest of the crate uses is
+//! re-exported here. This file assembles them into [`Config`].
 
 use std::path::PathBuf;
 
 mod cli;
-pub mod duration;
+pub(crate) mod duration;
 mod error;
 mod file;
 mod limits;
@@ -38,39 +38,26 @@ mod upstream;
 
 pub use cli::Cli;
 pub use error::ConfigError;
-pub use file::{FileConfig, OpenApiConfig, RouteConfig};
-pub use limits::LimitsConfig;
-pub use metrics::{DURATION_BUCKETS, MetricsConfig, StatusMode};
-pub use protocols::{ProtocolsConfig, UpstreamProtocol};
-pub use upstream::Upstream;
+pub(crate) use file::{FileConfig, OpenApiConfig};
+pub(crate) use limits::LimitsConfig;
+pub(crate) use metrics::{MetricsConfig, StatusMode};
+pub(crate) use protocols::{ProtocolsConfig, UpstreamProtocol};
+pub(crate) use upstream::Upstream;
 
 /// Everything [`crate::run`] needs.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where requests go.
-    pub upstream: Upstream,
+    pub(crate) upstream: Upstream,
     /// The TOML file, re-read on reload. `None`: reload keeps the routes given at start-up.
-    pub config_path: Option<PathBuf>,
+    pub(crate) config_path: Option<PathBuf>,
     /// The file's contents (defaults when there is no file).
-    pub file: FileConfig,
+    pub(crate) file: FileConfig,
     /// Sampling and span export (flags and `OTEL_*` variables; see `traces::TracingArgs`).
     pub tracing: traces::Settings,
 }
 
 impl Config {
-    /// A configuration with every default, for `upstream` (`http://host:port`).
-    ///
-    /// # Errors
-    /// When `upstream` is not an `http://host:port` URL.
-    pub fn new(upstream: &str) -> Result<Self, ConfigError> {
-        Ok(Self {
-            upstream: Upstream::parse(upstream)?,
-            config_path: None,
-            file: FileConfig::default(),
-            tracing: traces::Settings::default(),
-        })
-    }
-
     /// Builds the configuration from the flags, reading the TOML file when one is named.
     ///
     /// # Errors

@@ -15,7 +15,7 @@ use serde::Deserialize;
 /// `[protocols]`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ProtocolsConfig {
+pub(crate) struct ProtocolsConfig {
     /// Accept HTTP/2 with prior knowledge on the proxy port (detected from a connection's first
     /// bytes; HTTP/1.1 connections are served as before).
     pub http2: bool,
@@ -42,7 +42,7 @@ impl Default for ProtocolsConfig {
 
 impl ProtocolsConfig {
     /// The HTTP/2 settings of the proxy port, `None` when HTTP/2 is off.
-    pub fn server_http2(&self) -> Option<serve::Http2> {
+    pub(crate) fn server_http2(&self) -> Option<serve::Http2> {
         self.http2.then(|| serve::Http2 {
             max_concurrent_streams: self.http2_max_concurrent_streams,
             max_pending_accept_reset_streams: self.http2_max_pending_accept_reset_streams,
@@ -54,7 +54,7 @@ impl ProtocolsConfig {
 /// The upstream leg's protocol.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum UpstreamProtocol {
+pub(crate) enum UpstreamProtocol {
     /// HTTP/1.1 over the worker's keep-alive pool, whatever the client spoke.
     #[default]
     Http1,

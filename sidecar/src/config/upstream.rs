@@ -8,7 +8,7 @@ use super::ConfigError;
 
 /// The upstream's address. Only plain HTTP/1: the sidecar sits next to its service.
 #[derive(Clone, Debug)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// `http`.
     pub scheme: Scheme,
     /// `host:port`.
@@ -20,7 +20,7 @@ impl Upstream {
     ///
     /// # Errors
     /// Any other scheme, a missing host, or a path/query.
-    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn parse(value: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: &str| ConfigError::Upstream {
             value: value.to_owned(),
             reason: reason.to_owned(),
@@ -47,7 +47,7 @@ impl Upstream {
     }
 
     /// `host` and `port` for a plain TCP connect.
-    pub fn host_port(&self) -> (&str, u16) {
+    pub(crate) fn host_port(&self) -> (&str, u16) {
         (
             self.authority.host(),
             self.authority.port_u16().unwrap_or(80),

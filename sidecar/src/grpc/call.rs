@@ -30,7 +30,7 @@ use crate::{
 
 /// A call's final gRPC status, for the RED layer: set when the response ends.
 #[derive(Clone, Debug, Default)]
-pub struct CallStatus(Arc<AtomicU8>);
+pub(crate) struct CallStatus(Arc<AtomicU8>);
 
 const UNSET: u8 = u8::MAX;
 /// Marks a code derived from the HTTP status of a response that carried none.
@@ -62,12 +62,12 @@ impl CallStatus {
 
     /// Whether the upstream broke the response stream off, and if so whether by going silent:
     /// still an upstream error in the RED family, though the client got a gRPC status.
-    pub fn broken(&self) -> Option<bool> {
+    pub(crate) fn broken(&self) -> Option<bool> {
         let v = self.0.load(Relaxed);
         (v != UNSET && v & BROKEN != 0).then_some(v & BROKEN_IDLE != 0)
     }
     /// The code, once the call has ended.
-    pub fn code(&self) -> Option<Code> {
+    pub(crate) fn code(&self) -> Option<Code> {
         Some(self.0.load(Relaxed))
             .filter(|&c| c != UNSET)
             .map(|c| Code(c & !FLAGS))
@@ -75,7 +75,7 @@ impl CallStatus {
 
     /// Whether the code is one a gRPC peer sent (or the sidecar made, or the client's hang-up),
     /// rather than derived from a plain HTTP answer, whose own status then stands.
-    pub fn is_grpc(&self) -> bool {
+    pub(crate) fn is_grpc(&self) -> bool {
         self.0.load(Relaxed) & DERIVED == 0
     }
 }

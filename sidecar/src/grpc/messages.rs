@@ -4,7 +4,7 @@
 
 /// Where a body's message framing stands.
 #[derive(Debug, Default)]
-pub struct MessageCounter {
+pub(crate) struct MessageCounter {
     /// Prefix bytes of the next message seen so far (0 to 4).
     prefix: [u8; 5],
     prefix_len: usize,
@@ -14,7 +14,7 @@ pub struct MessageCounter {
 
 impl MessageCounter {
     /// Takes `data`; returns how many messages started in it.
-    pub fn feed(&mut self, mut data: &[u8]) -> u64 {
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> u64 {
         let mut started = 0;
         while !data.is_empty() {
             if self.payload_left > 0 {

@@ -36,7 +36,7 @@ const CLIENT_STREAMS: u8 = 1;
 const SERVER_STREAMS: u8 = 2;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabels {
+pub(crate) struct CallLabels {
     grpc_type: &'static str,
     grpc_service: Arc<str>,
     grpc_method: Arc<str>,
@@ -52,7 +52,7 @@ struct HandledLabels {
 
 /// The families, registered once; clones share them.
 #[derive(Clone, Debug)]
-pub struct GrpcMetrics(Arc<Families>);
+pub(crate) struct GrpcMetrics(Arc<Families>);
 
 #[derive(Debug)]
 struct Families {
@@ -86,7 +86,7 @@ impl Method {
 
 /// One call's series, chosen when it starts.
 #[derive(Debug)]
-pub struct CallSeries {
+pub(crate) struct CallSeries {
     method: Arc<Method>,
     labels: CallLabels,
     pub received: Counter,
@@ -95,7 +95,7 @@ pub struct CallSeries {
 
 impl GrpcMetrics {
     /// Registers the families; at most `max_methods` distinct methods get their own series.
-    pub fn register(registry: &mut Registry, max_methods: usize) -> Self {
+    pub(crate) fn register(registry: &mut Registry, max_methods: usize) -> Self {
         let families = Families {
             started: Family::default(),
             handled: Family::default(),
@@ -135,7 +135,7 @@ impl GrpcMetrics {
     }
 
     /// Counts a call to `path` as started.
-    pub fn start(&self, path: &str) -> CallSeries {
+    pub(crate) fn start(&self, path: &str) -> CallSeries {
         let method = self.method(path);
         let streams = method.streams.load(Relaxed);
         let labels = CallLabels {
@@ -153,7 +153,7 @@ impl GrpcMetrics {
     }
 
     /// Counts the call as handled with `code`.
-    pub fn finish(&self, call: &CallSeries, code: Code, elapsed: Duration) {
+    pub(crate) fn finish(&self, call: &CallSeries, code: Code, elapsed: Duration) {
         let labels = &call.labels;
         self.0
             .handled
@@ -172,7 +172,7 @@ impl GrpcMetrics {
 
     /// A call of this method carried a second message from the client (`client`) or to it:
     /// the method streams that way, and its next calls are labelled so.
-    pub fn learn_streaming(call: &CallSeries, client: bool) {
+    pub(crate) fn learn_streaming(call: &CallSeries, client: bool) {
         let bit = if client {
             CLIENT_STREAMS
         } else {

@@ -18,9 +18,9 @@
 //! Other requests pass through untouched: one header lookup.
 
 mod call;
-pub mod messages;
-pub mod metrics;
-pub mod status;
+pub(crate) mod messages;
+pub(crate) mod metrics;
+pub(crate) mod status;
 
 use std::{
     convert::Infallible,
@@ -36,7 +36,7 @@ use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::{body::Body, error::ProxyError};
-pub use call::CallStatus;
+pub(crate) use call::CallStatus;
 use call::{Call, Counted};
 use messages::MessageCounter;
 use metrics::GrpcMetrics;
@@ -44,12 +44,12 @@ use status::Code;
 
 /// Wraps a service in [`Grpc`].
 #[derive(Clone, Debug)]
-pub struct GrpcLayer {
+pub(crate) struct GrpcLayer {
     metrics: GrpcMetrics,
 }
 
 impl GrpcLayer {
-    pub fn new(metrics: GrpcMetrics) -> Self {
+    pub(crate) fn new(metrics: GrpcMetrics) -> Self {
         Self { metrics }
     }
 }
@@ -66,13 +66,13 @@ impl<S> Layer<S> for GrpcLayer {
 
 /// See the module documentation.
 #[derive(Clone, Debug)]
-pub struct Grpc<S> {
+pub(crate) struct Grpc<S> {
     inner: S,
     metrics: GrpcMetrics,
 }
 
 /// Whether `headers` are a gRPC request's.
-pub fn is_grpc(headers: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"))
@@ -128,7 +128,7 @@ where
 
 pin_project_lite::pin_project! {
     /// [`Grpc`]'s response future.
-    pub struct ResponseFuture<F> {
+    pub(crate) struct ResponseFuture<F> {
         #[pin]
         inner: F,
         call: Option<(Arc<Call>, Option<Pin<Box<Sleep>>>)>,

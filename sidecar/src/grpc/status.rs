@@ -8,18 +8,17 @@ use crate::{body, error::ProxyError};
 
 /// A gRPC status code, 0 to 16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Code(pub u8);
+pub(crate) struct Code(pub u8);
 
 impl Code {
-    pub const OK: Code = Code(0);
-    pub const CANCELLED: Code = Code(1);
-    pub const UNKNOWN: Code = Code(2);
-    pub const DEADLINE_EXCEEDED: Code = Code(4);
-    pub const INTERNAL: Code = Code(13);
-    pub const UNAVAILABLE: Code = Code(14);
+    pub(crate) const CANCELLED: Code = Code(1);
+    pub(crate) const UNKNOWN: Code = Code(2);
+    pub(crate) const DEADLINE_EXCEEDED: Code = Code(4);
+    pub(crate) const INTERNAL: Code = Code(13);
+    pub(crate) const UNAVAILABLE: Code = Code(14);
 
     /// Every code, so the `grpc_code` label's set is closed.
-    pub const NAMES: [&'static str; 17] = [
+    pub(crate) const NAMES: [&'static str; 17] = [
         "OK",
         "Canceled",
         "Unknown",
@@ -41,7 +40,7 @@ impl Code {
 
     /// The code in a `grpc-status` value; a value outside 0-16 is `Unknown` (as gRPC clients
     /// read it).
-    pub fn parse(value: &HeaderValue) -> Code {
+    pub(crate) fn parse(value: &HeaderValue) -> Code {
         match std::str::from_utf8(value.as_bytes())
             .ok()
             .and_then(|v| v.trim().parse::<u8>().ok())
@@ -52,18 +51,18 @@ impl Code {
     }
 
     /// The code in `headers`' `grpc-status`, if there is one.
-    pub fn from_headers(headers: &HeaderMap) -> Option<Code> {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Code> {
         headers.get(GRPC_STATUS).map(Self::parse)
     }
 
     /// The `grpc_code` label value.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         Self::NAMES[usize::from(self.0)]
     }
 
     /// The HTTP status this code stands for (the mapping of `google.rpc.Code`), which the RED
     /// family records for gRPC calls: their wire status is 200 whatever happened.
-    pub fn http_status(self) -> StatusCode {
+    pub(crate) fn http_status(self) -> StatusCode {
         let code = match self.0 {
             0 => 200,
             1 => 499,
@@ -83,7 +82,7 @@ impl Code {
 
     /// The code a gRPC client derives from a response that carries no `grpc-status` (the
     /// gRPC spec's "HTTP to gRPC status code mapping"): a REST error page, say.
-    pub fn from_http(status: StatusCode) -> Code {
+    pub(crate) fn from_http(status: StatusCode) -> Code {
         match status.as_u16() {
             400 => Self::INTERNAL,
             401 => Code(16),
@@ -95,7 +94,7 @@ impl Code {
     }
 
     /// What a gRPC client is told when the sidecar could not get the upstream's answer.
-    pub fn for_error(error: ProxyError) -> Code {
+    pub(crate) fn for_error(error: ProxyError) -> Code {
         match error {
             ProxyError::ResponseTimeout => Self::DEADLINE_EXCEEDED,
             ProxyError::ConnectRefused
@@ -109,13 +108,13 @@ impl Code {
     }
 }
 
-pub const GRPC_STATUS: &str = "grpc-status";
-pub const GRPC_MESSAGE: &str = "grpc-message";
+pub(crate) const GRPC_STATUS: &str = "grpc-status";
+pub(crate) const GRPC_MESSAGE: &str = "grpc-message";
 
 /// A trailers-only gRPC response (HTTP 200, the status in the headers, no body), the way gRPC
 /// servers answer a call they fail before any message. `extensions` and `x-sidecar-error` of
 /// the sidecar's own response are kept, so it is still counted as the sidecar's.
-pub fn trailers_only(
+pub(crate) fn trailers_only(
     code: Code,
     message: &str,
     from: Response<body::Body>,
@@ -144,7 +143,7 @@ mod tests {
 
     #[test]
     fn codes_parse_and_map() {
-        assert_eq!(Code::parse(&HeaderValue::from_static("0")), Code::OK);
+        assert_eq!(Code::parse(&HeaderValue::from_static("0")), Code(0));
         assert_eq!(
             Code::parse(&HeaderValue::from_static("5")).name(),
             "NotFound"
@@ -154,7 +153,7 @@ mod tests {
         assert_eq!(Code::UNAVAILABLE.http_status(), 503);
         assert_eq!(Code::DEADLINE_EXCEEDED.http_status(), 504);
         assert_eq!(Code(5).http_status(), 404);
-        assert_eq!(Code::OK.http_status(), 200);
+        assert_eq!(Code(0).http_status(), 200);
         assert_eq!(
             Code::from_http(StatusCode::NOT_FOUND).name(),
             "Unimplemented"

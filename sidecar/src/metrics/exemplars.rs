@@ -25,7 +25,7 @@ const FAMILY_BUCKET: &str = "http_request_duration_seconds_bucket{";
 
 /// One sampled observation.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Exemplar {
+pub(super) struct Exemplar {
     /// The request's trace.
     pub trace_id: TraceId,
     /// The observed duration, in seconds.
@@ -36,13 +36,13 @@ pub struct Exemplar {
 
 /// One series' exemplar slots, one per bucket (the last is `+Inf`).
 #[derive(Debug)]
-pub struct ExemplarCells {
+pub(super) struct ExemplarCells {
     bounds: Arc<[f64]>,
     slots: Mutex<Box<[Option<Exemplar>]>>,
 }
 
 impl ExemplarCells {
-    pub fn new(bounds: &Arc<[f64]>) -> Self {
+    pub(super) fn new(bounds: &Arc<[f64]>) -> Self {
         Self {
             bounds: bounds.clone(),
             slots: Mutex::new(vec![None; bounds.len() + 1].into_boxed_slice()),
@@ -50,7 +50,7 @@ impl ExemplarCells {
     }
 
     /// Keeps `value` as its bucket's exemplar.
-    pub fn record(&self, value: f64, trace_id: TraceId) {
+    pub(super) fn record(&self, value: f64, trace_id: TraceId) {
         let bucket = self.bounds.partition_point(|bound| *bound < value);
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots[bucket] = Some(Exemplar {
@@ -61,7 +61,7 @@ impl ExemplarCells {
     }
 
     /// Merges these slots into `into`, the latest exemplar of each bucket winning.
-    pub fn merge_into(&self, into: &mut Vec<Option<Exemplar>>) {
+    pub(super) fn merge_into(&self, into: &mut Vec<Option<Exemplar>>) {
         let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         into.resize(slots.len(), None);
         for (total, slot) in into.iter_mut().zip(slots.iter()) {
@@ -76,12 +76,12 @@ impl ExemplarCells {
 
 /// The admin's handle on every shard's exemplars.
 #[derive(Clone, Debug)]
-pub struct Exemplars(pub(super) Arc<Shards>);
+pub(crate) struct Exemplars(pub(super) Arc<Shards>);
 
 impl Exemplars {
     /// `text` (OpenMetrics, as prometheus-client wrote it) with each
     /// `http_request_duration_seconds` bucket that has an exemplar annotated.
-    pub fn annotate(&self, text: String) -> String {
+    pub(crate) fn annotate(&self, text: String) -> String {
         let merged = self.0.exemplars();
         if merged.is_empty() {
             return text;
@@ -153,7 +153,7 @@ fn escape_into(out: &mut String, value: &str) {
 }
 
 /// Exemplars merged over the shards, per `(handler, method)`; only series that have one.
-pub type Merged = BTreeMap<(String, &'static str), Vec<Option<Exemplar>>>;
+pub(super) type Merged = BTreeMap<(String, &'static str), Vec<Option<Exemplar>>>;
 
 #[cfg(test)]
 mod tests {

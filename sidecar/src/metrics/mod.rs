@@ -14,7 +14,7 @@ mod collector;
 mod exemplars;
 mod shard;
 
-pub use exemplars::Exemplars;
+pub(crate) use exemplars::Exemplars;
 
 use std::{
     sync::{Arc, atomic::Ordering::Relaxed},
@@ -40,33 +40,33 @@ use crate::{
 
 /// The teaching stack's `http_request_duration_highr_seconds` bounds, exactly
 /// (`docs/metrics.md`).
-pub const HIGHR_BUCKETS: [f64; 21] = [
+pub(crate) const HIGHR_BUCKETS: [f64; 21] = [
     0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0,
     7.5, 10.0, 30.0, 60.0,
 ];
 
 /// `error_type` of a response body that broke off after its headers were sent.
-pub const BODY_ERROR: &str = "body_error";
+pub(crate) const BODY_ERROR: &str = "body_error";
 /// `error_type` of a response body the upstream stopped sending, past the idle timeout.
-pub const BODY_TIMEOUT: &str = "body_timeout";
+pub(crate) const BODY_TIMEOUT: &str = "body_timeout";
 
 /// `handler`, `method`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
+pub(crate) struct RouteLabels {
     handler: Arc<str>,
     method: &'static str,
 }
 
 /// `handler`, `method`, `error_type`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
+pub(crate) struct ErrorLabels {
     handler: Arc<str>,
     method: &'static str,
     error_type: &'static str,
 }
 
 /// The `method` label: upper-case standard methods, everything else `_OTHER`.
-pub fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -93,13 +93,13 @@ struct Families {
 
 /// Handles on every family the proxy records; clones share the families.
 #[derive(Clone, Debug)]
-pub struct Metrics(Arc<Families>);
+pub(crate) struct Metrics(Arc<Families>);
 
 /// One proxy worker's handle: its own shard of the RED series, and the shared families.
 /// Clones share one allocation per worker, so cloning it (each request's recording holds one,
 /// each connection's stack another) touches no count another core writes.
 #[derive(Clone, Debug)]
-pub struct WorkerMetrics(Arc<Worker>);
+pub(crate) struct WorkerMetrics(Arc<Worker>);
 
 #[derive(Debug)]
 struct Worker {
@@ -109,7 +109,7 @@ struct Worker {
 
 /// How one request ended, as the RED layer saw it.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The status sent, or `None` when the client went away before the response headers.
     pub status: Option<StatusCode>,
     /// Why the sidecar made the response itself, if it did.
@@ -126,7 +126,7 @@ pub struct Outcome {
 
 impl Metrics {
     /// Registers every family into `registry`.
-    pub fn register(registry: &mut Registry, config: &MetricsConfig) -> Self {
+    pub(crate) fn register(registry: &mut Registry, config: &MetricsConfig) -> Self {
         let families = Families {
             shards: Arc::new(Shards::new(Bounds {
                 duration: config.duration_buckets.clone().into(),
@@ -187,12 +187,12 @@ impl Metrics {
     }
 
     /// The exemplars of every worker's shard, for `/metrics`.
-    pub fn exemplars(&self) -> Exemplars {
+    pub(crate) fn exemplars(&self) -> Exemplars {
         Exemplars(self.0.shards.clone())
     }
 
     /// A handle for one proxy worker, with a shard of its own.
-    pub fn worker(&self) -> WorkerMetrics {
+    pub(crate) fn worker(&self) -> WorkerMetrics {
         WorkerMetrics(Arc::new(Worker {
             shard: self.0.shards.add(),
             shared: self.clone(),
@@ -202,28 +202,28 @@ impl Metrics {
 
 /// One request's series, from [`WorkerMetrics::start`] to [`WorkerMetrics::finish`].
 #[derive(Clone, Debug)]
-pub struct Started(Arc<RouteSeries>);
+pub(crate) struct Started(Arc<RouteSeries>);
 
 impl Started {
     /// The worker's copy of the `handler` label.
-    pub fn handler(&self) -> &Arc<str> {
+    pub(crate) fn handler(&self) -> &Arc<str> {
         &self.0.handler
     }
 
     /// The `method` label.
-    pub fn method(&self) -> &'static str {
+    pub(crate) fn method(&self) -> &'static str {
         self.0.method
     }
 
     /// Records the request body's size.
-    pub fn request_size(&self, bytes: u64) {
+    pub(crate) fn request_size(&self, bytes: u64) {
         self.0.request_size.observe(bytes as f64);
     }
 }
 
 impl WorkerMetrics {
     /// A request's headers arrived.
-    pub fn start(&self, handler: &str, method: &'static str) -> Started {
+    pub(crate) fn start(&self, handler: &str, method: &'static str) -> Started {
         let (series, created) = self.0.shard.route(handler, method);
         if created {
             self.0.shared.zero_fill(&series.handler, method);
@@ -237,7 +237,7 @@ impl WorkerMetrics {
     }
 
     /// A request ended (exactly once per [`WorkerMetrics::start`]).
-    pub fn finish(&self, started: &Started, outcome: Outcome) {
+    pub(crate) fn finish(&self, started: &Started, outcome: Outcome) {
         let f = &self.0.shared.0;
         let series = &started.0;
         if f.inprogress_labels {
@@ -291,7 +291,7 @@ impl WorkerMetrics {
     }
 
     /// A template past the cap was reported as `none`.
-    pub fn route_overflowed(&self) {
+    pub(crate) fn route_overflowed(&self) {
         self.0.shared.0.route_overflow.inc();
     }
 }

@@ -19,7 +19,7 @@ use std::{
 
 /// Histogram cells: a count per bucket (the last one is `+Inf`) and the sum of observations.
 #[derive(Debug)]
-pub struct Cells {
+pub(super) struct Cells {
     bounds: Arc<[f64]>,
     counts: Box<[AtomicU64]>,
     /// An `f64`, as bits.
@@ -36,7 +36,7 @@ impl Cells {
     }
 
     /// Counts `value` in the first bucket whose upper bound is at least `value`.
-    pub fn observe(&self, value: f64) {
+    pub(super) fn observe(&self, value: f64) {
         let bucket = self.bounds.partition_point(|bound| *bound < value);
         self.counts[bucket].fetch_add(1, Relaxed);
         // One writer per shard: the update never retries in practice.
@@ -52,7 +52,7 @@ impl Cells {
 
 /// What a histogram adds up to over the shards.
 #[derive(Debug, Default)]
-pub struct Merged {
+pub(super) struct Merged {
     pub sum: f64,
     pub counts: Vec<u64>,
 }
@@ -66,12 +66,12 @@ impl Merged {
         self.sum += f64::from_bits(cells.sum.load(Relaxed));
     }
 
-    pub fn count(&self) -> u64 {
+    pub(super) fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
 
     /// Adds another total in (the size histograms add up over methods).
-    pub fn absorb(&mut self, other: &Merged) {
+    pub(super) fn absorb(&mut self, other: &Merged) {
         self.counts
             .resize(self.counts.len().max(other.counts.len()), 0);
         for (total, part) in self.counts.iter_mut().zip(&other.counts) {
@@ -83,7 +83,7 @@ impl Merged {
 
 /// One `(handler, method)` pair's series in one worker.
 #[derive(Debug)]
-pub struct RouteSeries {
+pub(super) struct RouteSeries {
     /// The worker's own copy of the label, so cloning it touches no shared count.
     pub handler: Arc<str>,
     pub method: &'static str,
@@ -101,7 +101,7 @@ pub struct RouteSeries {
 
 /// Bucket bounds shared by every shard.
 #[derive(Debug)]
-pub struct Bounds {
+pub(super) struct Bounds {
     pub duration: Arc<[f64]>,
     pub size: Arc<[f64]>,
     pub highr: Arc<[f64]>,
@@ -109,7 +109,7 @@ pub struct Bounds {
 
 /// One worker's series.
 #[derive(Debug)]
-pub struct Shard {
+pub(super) struct Shard {
     bounds: Arc<Bounds>,
     /// Keyed by handler (looked up by `&str`, so no shared count is touched), then method.
     routes: Mutex<HashMap<Arc<str>, Vec<Arc<RouteSeries>>>>,
@@ -129,7 +129,7 @@ impl Shard {
     }
 
     /// The series of `handler` and `method`, created on first use (then `true`).
-    pub fn route(&self, handler: &str, method: &'static str) -> (Arc<RouteSeries>, bool) {
+    pub(super) fn route(&self, handler: &str, method: &'static str) -> (Arc<RouteSeries>, bool) {
         let mut routes = lock(&self.routes);
         if let Some(series) = routes
             .get(handler)
@@ -156,13 +156,13 @@ impl Shard {
 
 /// Every worker's shard; what the collector adds up.
 #[derive(Debug)]
-pub struct Shards {
+pub(super) struct Shards {
     bounds: Arc<Bounds>,
     list: Mutex<Vec<Arc<Shard>>>,
 }
 
 impl Shards {
-    pub fn new(bounds: Bounds) -> Self {
+    pub(super) fn new(bounds: Bounds) -> Self {
         Self {
             bounds: Arc::new(bounds),
             list: Mutex::default(),
@@ -170,19 +170,19 @@ impl Shards {
     }
 
     /// The bucket bounds of every shard.
-    pub fn bounds(&self) -> &Bounds {
+    pub(super) fn bounds(&self) -> &Bounds {
         &self.bounds
     }
 
     /// A new shard for one worker.
-    pub fn add(&self) -> Arc<Shard> {
+    pub(super) fn add(&self) -> Arc<Shard> {
         let shard = Arc::new(Shard::new(self.bounds.clone()));
         lock(&self.list).push(shard.clone());
         shard
     }
 
     /// The series of every shard, grouped by `(handler, method)`, and the shards' totals.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(super) fn snapshot(&self) -> Snapshot {
         let mut snapshot = Snapshot::default();
         for shard in lock(&self.list).iter() {
             snapshot.highr.add(&shard.highr);
@@ -210,7 +210,7 @@ impl Shards {
 
 impl Shards {
     /// The duration buckets' exemplars over every shard, for series that have any.
-    pub fn exemplars(&self) -> exemplars::Merged {
+    pub(super) fn exemplars(&self) -> exemplars::Merged {
         let mut merged = exemplars::Merged::new();
         for shard in lock(&self.list).iter() {
             for series in lock(&shard.routes).values().flatten() {
@@ -225,7 +225,7 @@ impl Shards {
 
 /// The shards added up.
 #[derive(Debug, Default)]
-pub struct Snapshot {
+pub(super) struct Snapshot {
     pub highr: Merged,
     pub inprogress: i64,
     pub routes: BTreeMap<(String, &'static str), RouteTotals>,
@@ -233,7 +233,7 @@ pub struct Snapshot {
 
 /// One `(handler, method)` pair over every worker.
 #[derive(Debug, Default)]
-pub struct RouteTotals {
+pub(super) struct RouteTotals {
     pub inprogress: i64,
     pub classes: [u64; 10],
     pub codes: BTreeMap<u16, u64>,

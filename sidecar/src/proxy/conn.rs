@@ -42,7 +42,7 @@ const WRITE_BATCH: usize = 64 * 1024;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ExchangeError {
+pub(crate) enum ExchangeError {
     /// The upstream closed or reset the connection before any byte of a response.
     #[error("the upstream closed the connection before answering")]
     Closed(#[source] Option<io::Error>),
@@ -62,7 +62,7 @@ pub enum ExchangeError {
 
 /// An open connection.
 #[derive(Debug)]
-pub struct Conn {
+pub(super) struct Conn {
     io: Socket,
     /// Bytes `start..end` of `buf` are read and not yet used.
     buf: Vec<u8>,
@@ -77,7 +77,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(io: TcpStream) -> Self {
+    pub(super) fn new(io: TcpStream) -> Self {
         Self {
             io: Socket::new(io),
             buf: vec![0; READ_CHUNK],
@@ -92,7 +92,7 @@ impl Conn {
     /// Whether an idle connection can carry a request: nothing may have arrived while it sat
     /// in the pool (the upstream's FIN, or stray bytes). Costs no system call unless the socket
     /// became readable.
-    pub fn is_usable(&mut self) -> bool {
+    pub(super) fn is_usable(&mut self) -> bool {
         if !self.reusable || self.start != self.end {
             return false;
         }
@@ -109,19 +109,19 @@ impl Conn {
 
     /// The connection after a 101: its socket, and what the upstream already sent in the new
     /// protocol (read along with the head).
-    pub fn into_tunnel(self) -> (Socket, Bytes) {
+    pub(super) fn into_tunnel(self) -> (Socket, Bytes) {
         let early = Bytes::copy_from_slice(&self.buf[self.start..self.end]);
         (self.io, early)
     }
 
     /// Whether the connection can go back to the pool.
-    pub fn is_reusable(&self) -> bool {
+    pub(super) fn is_reusable(&self) -> bool {
         self.reusable && self.start == self.end
     }
 
     /// Sends the request (`parts`, then `body` as it arrives) and returns the response head. If
     /// the response comes before the whole body is sent, what is left of the body is dropped.
-    pub async fn exchange(
+    pub(super) async fn exchange(
         &mut self,
         parts: &request::Parts,
         body: Body,
@@ -338,7 +338,7 @@ impl Conn {
     }
 
     /// The whole body, when it has a length and has already arrived with the head.
-    pub fn take_whole_body(&mut self, decoder: &mut framing::Decoder) -> Option<Bytes> {
+    pub(super) fn take_whole_body(&mut self, decoder: &mut framing::Decoder) -> Option<Bytes> {
         let framing::Decoder::Length(length) = *decoder else {
             return None;
         };
@@ -353,7 +353,7 @@ impl Conn {
     }
 
     /// The next piece of the response body decoded by `decoder`; `None` at its end.
-    pub fn poll_body(
+    pub(super) fn poll_body(
         &mut self,
         cx: &mut Context<'_>,
         decoder: &mut framing::Decoder,
@@ -409,7 +409,7 @@ impl Conn {
 
 /// What a response body read gave.
 #[derive(Debug)]
-pub enum BodyPiece {
+pub(super) enum BodyPiece {
     Data(Bytes),
     Trailers(HeaderMap),
 }

@@ -12,11 +12,11 @@ use http::HeaderMap;
 /// Why a response body can't be decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("malformed upstream response body: {0}")]
-pub struct FramingError(pub &'static str);
+pub(super) struct FramingError(pub &'static str);
 
 /// What [`Decoder::decode`] found in its input.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Piece {
+pub(super) enum Piece {
     /// Body bytes: this range of the input.
     Data(Range<usize>),
     /// The trailer section of a chunked body (only when it has fields).
@@ -29,7 +29,7 @@ const MAX_TRAILERS: usize = 64 * 1024;
 
 /// Decodes one response body.
 #[derive(Debug)]
-pub enum Decoder {
+pub(super) enum Decoder {
     /// `Content-Length`: this many bytes left.
     Length(u64),
     /// `Transfer-Encoding: chunked`.
@@ -42,7 +42,7 @@ pub enum Decoder {
 
 /// Where a chunked decoder is.
 #[derive(Debug)]
-pub enum Chunked {
+pub(super) enum Chunked {
     /// Reading a chunk-size line (kept until its LF).
     Size(Vec<u8>),
     /// Inside a chunk: this many data bytes left.
@@ -55,7 +55,7 @@ pub enum Chunked {
 
 impl Decoder {
     /// Whether the body is complete.
-    pub fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         matches!(self, Self::Done)
     }
 
@@ -64,7 +64,7 @@ impl Decoder {
     ///
     /// # Errors
     /// Framing the body can't be read with (a bad chunk size, a missing CRLF, oversized lines).
-    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Piece>), FramingError> {
+    pub(super) fn decode(&mut self, input: &[u8]) -> Result<(usize, Option<Piece>), FramingError> {
         match self {
             Self::Done => Ok((0, None)),
             Self::Eof => Ok((
@@ -229,13 +229,13 @@ fn parse_trailers(section: &[u8]) -> Result<Option<HeaderMap>, FramingError> {
 }
 
 /// Writes one chunk's framing around `len` bytes of data: the size line before, CRLF after.
-pub fn chunk_header(len: usize, out: &mut Vec<u8>) {
+pub(super) fn chunk_header(len: usize, out: &mut Vec<u8>) {
     use std::io::Write as _;
     let _ = write!(out, "{len:x}\r\n");
 }
 
 /// The last chunk and the trailer section.
-pub fn last_chunk(trailers: Option<&HeaderMap>, out: &mut Vec<u8>) {
+pub(super) fn last_chunk(trailers: Option<&HeaderMap>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"0\r\n");
     for (name, value) in trailers.into_iter().flatten() {
         out.extend_from_slice(name.as_str().as_bytes());

@@ -27,7 +27,7 @@ use crate::body::{Body, BoxError};
 
 /// One worker's HTTP/2 connection to the upstream. Clones share it.
 #[derive(Clone, Debug)]
-pub struct H2Leg {
+pub(super) struct H2Leg {
     /// Opens connections (address, connect timeout, socket options).
     pool: Pool,
     /// The authority for requests that carry none (HTTP/1.0 clients).
@@ -36,7 +36,7 @@ pub struct H2Leg {
 }
 
 impl H2Leg {
-    pub fn new(pool: Pool, authority: Authority) -> Self {
+    pub(super) fn new(pool: Pool, authority: Authority) -> Self {
         Self {
             pool,
             authority,
@@ -46,7 +46,7 @@ impl H2Leg {
 
     /// Sends `request` (already rewritten for HTTP/1, see [`super::Proxy`]) as an HTTP/2
     /// stream. A streamed response body fails after `idle`'s timeout without a frame.
-    pub async fn send(
+    pub(super) async fn send(
         &self,
         request: Request<Body>,
         idle: (&Deadlines, Duration),

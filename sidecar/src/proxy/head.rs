@@ -15,7 +15,7 @@ const MAX_HEADERS: usize = 100;
 
 /// How the request body is framed on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestFraming {
+pub(super) enum RequestFraming {
     /// No body.
     Empty,
     /// `Content-Length`: the bytes as they are, exactly this many.
@@ -27,7 +27,7 @@ pub enum RequestFraming {
 /// Writes the request line and header fields of `parts` into `out`, adding the framing header
 /// the body needs: the client's `Content-Length` is kept; a body of known size gets one; any
 /// other body is sent chunked. Hop-by-hop fields must already be gone.
-pub fn encode_request(
+pub(super) fn encode_request(
     parts: &request::Parts,
     body_is_empty: bool,
     exact_size: Option<u64>,
@@ -82,7 +82,7 @@ pub fn encode_request(
 
 /// A parsed response head.
 #[derive(Debug)]
-pub struct ResponseHead {
+pub(super) struct ResponseHead {
     pub status: StatusCode,
     pub version: Version,
     pub headers: HeaderMap,
@@ -94,7 +94,7 @@ pub struct ResponseHead {
 
 /// What parsing the start of a buffer gave.
 #[derive(Debug)]
-pub enum Parsed {
+pub(super) enum Parsed {
     /// A final response head of this many bytes.
     Head(ResponseHead, usize),
     /// An interim (1xx) response of this many bytes, to skip.
@@ -106,14 +106,14 @@ pub enum Parsed {
 /// Why a response head is unusable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("malformed upstream response head: {0}")]
-pub struct HeadError(pub &'static str);
+pub(crate) struct HeadError(pub &'static str);
 
 /// Parses a response head from the start of `input`, for a request with `method`.
 ///
 /// # Errors
 /// A head that isn't HTTP/1.x, has too many or malformed fields, asks for a protocol switch,
 /// or has an unusable `Content-Length`.
-pub fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError> {
+pub(super) fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError> {
     parse(input, method, false)
 }
 
@@ -122,7 +122,7 @@ pub fn parse_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError
 ///
 /// # Errors
 /// As [`parse_response`], but a 101 is no error.
-pub fn parse_upgrade_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError> {
+pub(super) fn parse_upgrade_response(input: &[u8], method: &Method) -> Result<Parsed, HeadError> {
     parse(input, method, true)
 }
 

@@ -61,7 +61,7 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 ];
 
 /// Removes hop-by-hop headers: those named by `Connection`, then the fixed list.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none: one pass over the names (cheap comparisons of standard
     // headers) instead of seven hashed removals.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {

@@ -38,10 +38,10 @@ mod pool;
 mod response_body;
 mod tunnel;
 
-pub use headers::strip_hop_by_hop;
-pub use pool::Pool;
-pub use response_body::BodyIdleTimeout;
-pub use tunnel::Tunnels;
+pub(crate) use headers::strip_hop_by_hop;
+pub(crate) use pool::Pool;
+pub(crate) use response_body::BodyIdleTimeout;
+pub(crate) use tunnel::Tunnels;
 
 use std::{convert::Infallible, net::IpAddr, sync::Arc, task::Poll, time::Duration};
 
@@ -71,10 +71,10 @@ use headers::{
 use pool::SendError;
 
 /// The pooled client the OpenAPI loader and the reloader use.
-pub type UpstreamClient = Client<HttpConnector, Body>;
+pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
 
 /// Builds the upstream client: keep-alive pool, connect timeout, `TCP_NODELAY`.
-pub fn client(limits: &LimitsConfig) -> UpstreamClient {
+pub(crate) fn client(limits: &LimitsConfig) -> UpstreamClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(limits.connect_timeout));
     // Small requests and responses must not wait for Nagle's algorithm.
@@ -89,7 +89,7 @@ pub fn client(limits: &LimitsConfig) -> UpstreamClient {
 
 /// Forwards requests to one upstream.
 #[derive(Clone, Debug)]
-pub struct Proxy {
+pub(crate) struct Proxy {
     inner: Arc<Inner>,
     /// The last client address and its text for `x-forwarded-for`. Each connection has its own
     /// copy of the service, so this is that client's address, formatted once.
@@ -117,7 +117,7 @@ struct Inner {
 impl Proxy {
     /// Forwards to `upstream` over `pool`. Call it inside the runtime that will run the
     /// requests: the response-header timeouts tick there.
-    pub fn new(
+    pub(crate) fn new(
         pool: Pool,
         upstream: Upstream,
         limits: &LimitsConfig,
@@ -283,7 +283,7 @@ impl Inner {
         let send = async {
             match (&self.h2, over_h2) {
                 (Some(h2), true) => h2.send(request, idle).await,
-                _ => self.pool.send_watched(request, Some(idle)).await,
+                _ => self.pool.send(request, Some(idle)).await,
             }
         };
         let sent = tokio::select! {

@@ -33,7 +33,7 @@ use crate::{body::Body, config::Upstream};
 
 /// Why a request got no response from the upstream.
 #[derive(Debug)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The TCP connect failed (refused, unreachable, name not resolved).
     Connect(io::Error),
     /// The TCP connect took longer than the connect timeout.
@@ -46,7 +46,7 @@ pub enum SendError {
 
 /// A worker's connections to the upstream. Clones share the connections.
 #[derive(Clone, Debug)]
-pub struct Pool(Arc<Inner>);
+pub(crate) struct Pool(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -79,7 +79,11 @@ impl Idle {
 impl Pool {
     /// An empty pool for `upstream`. Must be called inside the worker's runtime: it spawns the
     /// task that closes idle connections, which ends with the pool.
-    pub fn new(upstream: &Upstream, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        upstream: &Upstream,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Self {
         let (host, port) = upstream.host_port();
         let pool = Self(Arc::new(Inner {
             // `[::1]` is how an IPv6 host appears in a URL; the resolver wants it bare.
@@ -98,14 +102,10 @@ impl Pool {
     }
 
     /// Sends `request` on an idle connection or a new one, and returns the response whose body
-    /// gives the connection back when it has been read to the end.
-    pub async fn send(&self, request: Request<Body>) -> Result<Response<Body>, SendError> {
-        self.send_watched(request, None).await
-    }
-
-    /// [`Pool::send`]; a streamed response body fails after `idle`'s timeout without a byte,
-    /// on a deadline leased from `idle`'s wheel (only then: most bodies come whole).
-    pub async fn send_watched(
+    /// gives the connection back when it has been read to the end. With `idle`, a streamed
+    /// response body fails after its timeout without a byte, on a deadline leased from its
+    /// wheel (only then: most bodies come whole).
+    pub(crate) async fn send(
         &self,
         request: Request<Body>,
         idle: Option<(&Deadlines, Duration)>,

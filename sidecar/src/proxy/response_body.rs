@@ -31,16 +31,16 @@ const READ_AHEAD: usize = 64 * 1024;
 /// The upstream sent no response body bytes for the idle timeout.
 #[derive(Debug, thiserror::Error)]
 #[error("the upstream sent no response body bytes for {0:?}")]
-pub struct BodyIdleTimeout(pub Duration);
+pub(crate) struct BodyIdleTimeout(pub Duration);
 
 /// Where a connection goes once its response body has been read to the end.
-pub trait ConnHome {
+pub(super) trait ConnHome {
     /// Takes `conn` back (or closes it, if it can't carry another request).
     fn give_back(&self, conn: Conn);
 }
 
 /// A response body being read from its connection.
-pub struct UpstreamBody<H> {
+pub(super) struct UpstreamBody<H> {
     /// `None` once the body ended or failed.
     conn: Option<(Conn, H)>,
     decoder: Decoder,
@@ -51,7 +51,12 @@ pub struct UpstreamBody<H> {
 }
 
 impl<H: ConnHome> UpstreamBody<H> {
-    pub fn new(conn: Conn, home: H, decoder: Decoder, idle: Option<(Deadline, Duration)>) -> Self {
+    pub(super) fn new(
+        conn: Conn,
+        home: H,
+        decoder: Decoder,
+        idle: Option<(Deadline, Duration)>,
+    ) -> Self {
         if let Some((deadline, timeout)) = &idle {
             deadline.arm_after(*timeout);
         }
@@ -65,7 +70,7 @@ impl<H: ConnHome> UpstreamBody<H> {
 
     /// Reads what has already arrived (up to [`READ_AHEAD`] bytes) without waiting, so that a
     /// body that fails at once fails before anything has been sent to the client.
-    pub fn read_ahead(&mut self) -> Result<(), BoxError> {
+    pub(super) fn read_ahead(&mut self) -> Result<(), BoxError> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut read = 0;
         while read < READ_AHEAD {

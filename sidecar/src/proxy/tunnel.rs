@@ -62,10 +62,10 @@ async fn pipe(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin,
 /// The upstream's side of a 101, as the HTTP/1.1 leg hands it over in the response's
 /// extensions: its socket and what it sent after the head.
 #[derive(Clone, Debug)]
-pub struct UpstreamSide(Arc<Mutex<Option<(Socket, Bytes)>>>);
+pub(crate) struct UpstreamSide(Arc<Mutex<Option<(Socket, Bytes)>>>);
 
 impl UpstreamSide {
-    pub fn new(socket: Socket, early: Bytes) -> Self {
+    pub(crate) fn new(socket: Socket, early: Bytes) -> Self {
         Self(Arc::new(Mutex::new(Some((socket, early)))))
     }
 
@@ -81,7 +81,7 @@ struct Direction {
 
 /// Every worker's tunnels: metrics, and the count shutdown waits on.
 #[derive(Debug)]
-pub struct Tunnels {
+pub(crate) struct Tunnels {
     open: Gauge,
     lifetime: Histogram,
     to_upstream: Counter,
@@ -92,7 +92,7 @@ pub struct Tunnels {
 
 impl Tunnels {
     /// Registers the tunnel families (at 0 from start-up).
-    pub fn register(registry: &mut Registry) -> Arc<Self> {
+    pub(crate) fn register(registry: &mut Registry) -> Arc<Self> {
         let bytes = Family::<Direction, Counter>::default();
         // One statement each: the family's read guard lives to the end of the statement.
         let to_upstream = bytes
@@ -133,7 +133,7 @@ impl Tunnels {
 
     /// Carries bytes between the client (once hyper has sent it the 101) and the upstream,
     /// on a task of the current worker.
-    pub fn open(self: &Arc<Self>, client: OnUpgrade, upstream: &UpstreamSide) {
+    pub(crate) fn open(self: &Arc<Self>, client: OnUpgrade, upstream: &UpstreamSide) {
         let Some((socket, early)) = upstream.take() else {
             return;
         };
@@ -177,7 +177,7 @@ impl Tunnels {
     }
 
     /// Waits until no tunnel is open, or `timeout`.
-    pub async fn wait_closed(&self, timeout: Duration) {
+    pub(crate) async fn wait_closed(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, async {
             loop {
                 let closed = self.closed.notified();

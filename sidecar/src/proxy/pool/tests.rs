@@ -71,7 +71,7 @@ async fn sequential_requests_reuse_one_connection() {
     .await;
     let pool = pool(&upstream);
     for _ in 0..3 {
-        assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "ok");
+        assert_eq!(body_text(pool.send(get(), None).await.unwrap()).await, "ok");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
@@ -81,7 +81,7 @@ async fn a_connection_the_upstream_closed_is_replaced() {
     let (upstream, accepted) = upstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", 1).await;
     let pool = pool(&upstream);
     for _ in 0..3 {
-        assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "ok");
+        assert_eq!(body_text(pool.send(get(), None).await.unwrap()).await, "ok");
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
@@ -95,11 +95,11 @@ async fn a_connection_whose_body_was_dropped_half_read_is_not_reused() {
     )
     .await;
     let pool = pool(&upstream);
-    let mut body = pool.send(get()).await.unwrap().into_body();
+    let mut body = pool.send(get(), None).await.unwrap().into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert_eq!(&first[..], b"hello");
     drop(body);
-    let _second = pool.send(get()).await.unwrap();
+    let _second = pool.send(get(), None).await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
     assert!(pool.lock().is_empty());
 }
@@ -110,7 +110,10 @@ async fn a_refused_connect_is_a_connect_error() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
     let pool = pool(&Upstream::parse(&url).unwrap());
-    assert!(matches!(pool.send(get()).await, Err(SendError::Connect(_))));
+    assert!(matches!(
+        pool.send(get(), None).await,
+        Err(SendError::Connect(_))
+    ));
 }
 
 #[tokio::test]
@@ -123,7 +126,7 @@ async fn chunked_response_with_trailers_is_decoded_and_the_connection_reused() {
     let pool = pool(&upstream);
     for _ in 0..2 {
         let collected = pool
-            .send(get())
+            .send(get(), None)
             .await
             .unwrap()
             .into_body()
@@ -147,7 +150,7 @@ async fn a_body_longer_than_its_content_length_is_not_sent() {
         .header("content-length", "3")
         .body(crate::body::full("hello"))
         .unwrap();
-    let result = pool(&upstream).send(request).await;
+    let result = pool(&upstream).send(request, None).await;
     assert!(
         matches!(
             result,
@@ -170,7 +173,7 @@ async fn an_answer_before_the_whole_body_is_returned_and_the_connection_dropped(
         .header("content-length", "1000000")
         .body(Body::new(Endless))
         .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(5), pool.send(request))
+    let response = tokio::time::timeout(Duration::from_secs(5), pool.send(request, None))
         .await
         .unwrap()
         .unwrap();
@@ -179,7 +182,7 @@ async fn an_answer_before_the_whole_body_is_returned_and_the_connection_dropped(
         pool.lock().is_empty(),
         "a connection with a half-sent body is not reused"
     );
-    assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "");
+    assert_eq!(body_text(pool.send(get(), None).await.unwrap()).await, "");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
@@ -206,10 +209,10 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
     )
     .await;
     let pool = Pool::new(&upstream, Duration::from_secs(1), Duration::from_millis(80));
-    assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "ok");
+    assert_eq!(body_text(pool.send(get(), None).await.unwrap()).await, "ok");
     assert_eq!(pool.lock().len(), 1, "kept for the next request");
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(pool.lock().is_empty(), "closed by the reaper");
-    assert_eq!(body_text(pool.send(get()).await.unwrap()).await, "ok");
+    assert_eq!(body_text(pool.send(get(), None).await.unwrap()).await, "ok");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
