@@ -56,12 +56,15 @@ use std::{future::Future, time::Duration};
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinSet};
 use tracing::{info, warn};
 
 pub use config::{Cli, Config, ConfigError};
 
-use crate::{admin::Admin, reload::Reloader, routes::Routes};
+use crate::{
+    admin::Admin, config::OpenApiConfig, proxy::UpstreamClient, reload::Reloader, routes::Routes,
+    stack::Stack, workers::Workers,
+};
 
 /// How long the admin listener waits for its own connections once the proxy has drained.
 const ADMIN_GRACE: Duration = Duration::from_secs(2);
@@ -83,38 +86,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let client = proxy::client(&config.file.limits);
-    let (openapi_now, openapi_later) = match &config.file.openapi {
-        Some(openapi) if openapi.required => {
-            let templates = openapi::fetch_with_retries(&client, &config.upstream, openapi).await.context(
-                "loading route templates from the upstream's OpenAPI document (openapi.required = true)",
-            )?;
-            (templates, None)
-        }
-        Some(openapi) => (Vec::new(), Some(openapi.clone())),
-        None => (Vec::new(), None),
-    };
-    let table =
-        reload::route_table(&config.file, &openapi_now).context("building the route table")?;
-    let routes = Routes::new(table);
+    let (routes, openapi_later) = initial_routes(&config, &client).await?;
 
     let mut registry = Registry::default();
     process_metrics::register(&mut registry);
-    let wasm_runtime =
-        wasm_host::WasmRuntime::new(&mut registry, None).context("starting the wasm runtime")?;
-    wasm_runtime
-        .set_clusters(&config.file.clusters)
-        .context("configuring the plugins' clusters")?;
-    let plugins = wasm_host::PluginSet::load(
-        wasm_runtime,
-        &wasm_host::PluginSet::resolve(&config.file.plugins, config.config_path.as_deref()),
-        Some(format!(
-            "{}:{}",
-            config.upstream.host_port().0,
-            config.upstream.host_port().1
-        )),
-    )
-    .context("loading plugins")?;
-    let stack = stack::Stack::new(&config, &mut registry, routes.clone(), plugins.clone());
+    let plugins = load_plugins(&config, &mut registry)?;
+    let stack = Stack::new(&config, &mut registry, routes.clone(), plugins.clone());
 
     let reloader = Reloader::new(
         config.config_path.clone(),
@@ -131,13 +108,72 @@ pub async fn run(
         reloader.clone(),
         config.upstream.clone(),
     );
-    let mut scrapes = admin.scrapes();
 
-    // Background tasks, aborted when the sidecar stops.
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = background_tasks(reloader, openapi_later, client, &config);
+    info!(
+        listen = ?proxy_listener.local_addr().ok(),
+        admin = ?admin_listener.local_addr().ok(),
+        upstream = %config.upstream,
+        "sidecar started"
+    );
+    let workers = start_workers(&config, proxy_listener, stack)?;
+    serve_until(&config, workers, admin, admin_listener, shutdown).await;
+    tasks.abort_all();
+    info!("sidecar stopped");
+    Ok(())
+}
+
+/// The route table start-up serves with: the configured routes, plus the OpenAPI document's
+/// templates when it is required (fetched now, failing start-up when it can't be). An optional
+/// document comes back to be fetched in the background instead.
+async fn initial_routes(
+    config: &Config,
+    client: &UpstreamClient,
+) -> anyhow::Result<(Routes, Option<OpenApiConfig>)> {
+    let (openapi_now, openapi_later) = match &config.file.openapi {
+        Some(openapi) if openapi.required => {
+            let templates = openapi::fetch_with_retries(client, &config.upstream, openapi).await.context(
+                "loading route templates from the upstream's OpenAPI document (openapi.required = true)",
+            )?;
+            (templates, None)
+        }
+        Some(openapi) => (Vec::new(), Some(openapi.clone())),
+        None => (Vec::new(), None),
+    };
+    let table =
+        reload::route_table(&config.file, &openapi_now).context("building the route table")?;
+    Ok((Routes::new(table), openapi_later))
+}
+
+/// Starts the wasm runtime (its metrics into `registry`), gives it the clusters, and loads the
+/// configured plugins.
+fn load_plugins(config: &Config, registry: &mut Registry) -> anyhow::Result<wasm_host::PluginSet> {
+    let wasm_runtime =
+        wasm_host::WasmRuntime::new(registry, None).context("starting the wasm runtime")?;
+    wasm_runtime
+        .set_clusters(&config.file.clusters)
+        .context("configuring the plugins' clusters")?;
+    let (host, port) = config.upstream.host_port();
+    wasm_host::PluginSet::load(
+        wasm_runtime,
+        &wasm_host::PluginSet::resolve(&config.file.plugins, config.config_path.as_deref()),
+        Some(format!("{host}:{port}")),
+    )
+    .context("loading plugins")
+}
+
+/// What runs beside the listeners until the sidecar stops: reload on SIGHUP, and fetching an
+/// optional OpenAPI document, whose templates are then added to the route table.
+fn background_tasks(
+    reloader: Reloader,
+    openapi_later: Option<OpenApiConfig>,
+    client: UpstreamClient,
+    config: &Config,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
     tasks.spawn(reloader.clone().on_sighup());
     if let Some(openapi) = openapi_later {
-        let (client, upstream) = (client.clone(), config.upstream.clone());
+        let upstream = config.upstream.clone();
         tasks.spawn(async move {
             match openapi::fetch_with_retries(&client, &upstream, &openapi).await {
                 Ok(templates) => {
@@ -151,7 +187,15 @@ pub async fn run(
             }
         });
     }
+    tasks
+}
 
+/// Starts the proxy's worker threads on `proxy_listener`.
+fn start_workers(
+    config: &Config,
+    proxy_listener: TcpListener,
+    stack: Stack,
+) -> anyhow::Result<Workers> {
     let limits = &config.file.limits;
     let serve_limits = serve::Limits {
         header_read_timeout: limits.header_read_timeout,
@@ -161,21 +205,28 @@ pub async fn run(
         max_headers: None,
         http2: config.file.protocols.server_http2(),
     };
-    info!(
-        listen = ?proxy_listener.local_addr().ok(),
-        admin = ?admin_listener.local_addr().ok(),
-        upstream = %config.upstream,
-        "sidecar started"
-    );
-    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let workers = workers::start(
+    workers::start(
         workers::count(config.file.workers),
         proxy_listener,
         stack,
         limits.clone(),
         serve_limits,
     )
-    .context("starting the proxy workers")?;
+    .context("starting the proxy workers")
+}
+
+/// Serves the proxy and the admin listener until `shutdown` completes, then drains the proxy,
+/// waits for one more `/metrics` scrape (at most `final_scrape_wait`), and stops the admin.
+async fn serve_until(
+    config: &Config,
+    workers: Workers,
+    admin: Admin,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let limits = &config.file.limits;
+    let mut scrapes = admin.scrapes();
+    let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let proxy_side = async {
         workers.serve_until(shutdown).await;
         // Keep the admin up for one more scrape, so the final counts reach Prometheus.
@@ -197,7 +248,4 @@ pub async fn run(
         ADMIN_GRACE,
     );
     tokio::join!(proxy_side, admin_side);
-    tasks.abort_all();
-    info!("sidecar stopped");
-    Ok(())
 }
