@@ -4,7 +4,8 @@
 //! # Interface
 //! The binary's, and nothing more: [`Cli`] (the flags), [`Config::load`] (flags + TOML file;
 //! [`ConfigError`] when it can't), and [`run`], which serves until its shutdown future
-//! completes. `main.rs` only parses flags, sets up logging and binds.
+//! completes. `main.rs` only parses flags, sets up logging and binds. [`test_support`] starts
+//! the whole sidecar inside a test, for tests only.
 //!
 //! # Modules
 //! In the order a request meets them; all private (`pub(crate)` at most), so what is not
@@ -49,6 +50,7 @@ mod red;
 mod reload;
 mod routes;
 mod stack;
+pub mod test_support;
 mod trace;
 mod workers;
 

@@ -2,6 +2,7 @@
 //! in-process on 127.0.0.1:0, the example plugins from `plugins/dist/`, and a client.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
+use sidecar::test_support::InProcess;
 use testkit::scrape::Scrape;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -67,11 +69,15 @@ pub async fn start_api() -> Running {
     }
 }
 
-/// The sidecar in-process, its TOML file in `dir`.
-pub struct Sidecar {
-    pub proxy: Running,
-    pub admin: SocketAddr,
-    pub config_path: PathBuf,
+/// The sidecar in-process ([`InProcess`]: its addresses, `url`, `admin_url`, the file's path),
+/// its TOML file in `dir`.
+pub struct Sidecar(InProcess);
+
+impl Deref for Sidecar {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.0
+    }
 }
 
 impl Sidecar {
@@ -86,65 +92,18 @@ impl Sidecar {
         toml: &str,
         tracing: traces::Settings,
     ) -> Sidecar {
+        let upstream = format!("http://{upstream}");
         let config_path = dir.join("sidecar.toml");
-        std::fs::write(&config_path, toml).unwrap();
-        let cli = sidecar::Cli {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: format!("http://{upstream}"),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            config: Some(config_path.clone()),
-        };
-        let mut config = sidecar::Config::load(&cli).unwrap();
-        config.tracing = tracing;
-        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, admin) = (
-            proxy_listener.local_addr().unwrap(),
-            admin_listener.local_addr().unwrap(),
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(sidecar::run(
-            config,
-            proxy_listener,
-            admin_listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        wait_ok(&format!("http://{admin}/healthz")).await;
-        Sidecar {
-            proxy: Running {
-                addr,
-                stop: Some(stop),
-                task,
-            },
-            admin,
-            config_path,
-        }
+        Sidecar(
+            InProcess::start(&upstream, config_path, toml, tracing)
+                .await
+                .unwrap(),
+        )
     }
 
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.proxy.addr)
-    }
-
-    pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.admin)
-    }
-
-    /// Shuts down and waits for `run` to return, scraping meanwhile as Prometheus would (the
-    /// admin listener waits for one scrape after the drain).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = self.proxy.stop.take().map(|s| s.send(()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while !self.proxy.task.is_finished() {
-            let _ = testkit::http::get(&self.admin_url("/metrics")).await;
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "sidecar did not stop"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        (&mut self.proxy.task).await.unwrap()
+    /// Shuts down and waits for `run` to return ([`InProcess::stop`]).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.0.stop().await
     }
 
     pub async fn scrape(&self) -> Scrape {

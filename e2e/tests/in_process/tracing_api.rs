@@ -143,7 +143,7 @@ async fn the_sidecars_and_the_apis_spans_form_one_trace() {
         head.push_str(&format!("x-filler-{n}: {n}\r\n"));
     }
     head.push_str("\r\n");
-    let mut stream = tokio::net::TcpStream::connect(sampling.proxy.addr)
+    let mut stream = tokio::net::TcpStream::connect(sampling.proxy)
         .await
         .unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())

@@ -3,7 +3,7 @@
 
 use std::{
     convert::Infallible,
-    net::SocketAddr,
+    ops::{Deref, DerefMut},
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -16,13 +16,9 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use sidecar::Config;
+use sidecar::test_support::InProcess;
 use testkit::Scrape;
-use tokio::{
-    net::TcpListener,
-    sync::{mpsc, oneshot},
-    task::JoinHandle,
-};
+use tokio::sync::mpsc;
 
 pub type TestBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -50,14 +46,24 @@ pub fn empty() -> TestBody {
     Empty::new().boxed_unsync()
 }
 
-/// A sidecar running in-process.
+/// A sidecar running in-process ([`InProcess`]: its addresses, `url`, `admin_url`, shutdown),
+/// its TOML file in a temporary directory.
 pub struct Sidecar {
-    pub proxy: SocketAddr,
-    pub admin: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    pub task: Option<JoinHandle<anyhow::Result<()>>>,
+    running: InProcess,
     _dir: tempfile::TempDir,
-    pub config_path: std::path::PathBuf,
+}
+
+impl Deref for Sidecar {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.running
+    }
+}
+
+impl DerefMut for Sidecar {
+    fn deref_mut(&mut self) -> &mut InProcess {
+        &mut self.running
+    }
 }
 
 impl Sidecar {
@@ -85,67 +91,8 @@ impl Sidecar {
     ) -> anyhow::Result<Sidecar> {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("sidecar.toml");
-        std::fs::write(&config_path, file).unwrap();
-        let cli = sidecar::Cli {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: upstream.to_owned(),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            config: Some(config_path.clone()),
-        };
-        let mut config = Config::load(&cli)?;
-        config.tracing = tracing;
-        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (proxy, admin) = (
-            proxy_listener.local_addr().unwrap(),
-            admin_listener.local_addr().unwrap(),
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let mut task = tokio::spawn(sidecar::run(
-            config,
-            proxy_listener,
-            admin_listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        // Ready when the admin answers, or failed if run returned.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if task.is_finished() {
-                return Err((&mut task)
-                    .await
-                    .unwrap()
-                    .expect_err("run returned Ok before stop"));
-            }
-            if testkit::http::get(&format!("http://{admin}/healthz"))
-                .await
-                .is_ok_and(|r| r.status == 200)
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "sidecar did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(Sidecar {
-            proxy,
-            admin,
-            stop: Some(stop),
-            task: Some(task),
-            _dir: dir,
-            config_path,
-        })
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.proxy)
-    }
-
-    pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.admin)
+        let running = InProcess::start(upstream, config_path, file, tracing).await?;
+        Ok(Sidecar { running, _dir: dir })
     }
 
     pub async fn scrape(&self) -> Scrape {
@@ -175,40 +122,9 @@ impl Sidecar {
         }
     }
 
-    /// Whether `run` has returned.
-    pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(JoinHandle::is_finished)
-    }
-
-    /// Triggers shutdown (as SIGTERM would).
-    pub fn shutdown(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-
-    /// Shuts down and waits for `run` to return, scraping meanwhile as Prometheus would (the
-    /// admin listener waits for one scrape after the drain).
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while !self.is_finished() {
-            let _ = testkit::http::get(&self.admin_url("/metrics")).await;
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "sidecar did not stop"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self.task.take().unwrap().await.unwrap()
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+    /// Shuts down and waits for `run` to return ([`InProcess::stop`]).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.running.stop().await
     }
 }
 

@@ -169,7 +169,7 @@ async fn shutdown_waits_for_open_tunnels_up_to_the_grace_period_then_closes_them
     .await;
     assert!(ended.is_ok(), "the tunnel outlived the grace period");
     assert!(started.elapsed() >= Duration::from_millis(900));
-    let task = sidecar.task.take().unwrap();
+    let task = sidecar.take_task().unwrap();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .expect("the sidecar stopped")

@@ -1,13 +1,13 @@
-//! The sidecar in-process on 127.0.0.1:0 with its TOML file in a directory, and the example
-//! plugins from `plugins/dist/`.
+//! The sidecar in-process on 127.0.0.1:0 ([`InProcess`]) with its TOML file in a directory,
+//! and the example plugins from `plugins/dist/`.
 
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sidecar::test_support::InProcess;
 use testkit::scrape::Scrape;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 /// A built example plugin; fails loudly when the build step was skipped.
 pub fn dist(name: &str) -> PathBuf {
@@ -22,73 +22,27 @@ pub fn dist(name: &str) -> PathBuf {
     path
 }
 
-/// A server task stopped when dropped.
-pub struct Running {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// The sidecar in-process ([`InProcess`]: its addresses, `url`, the file's path), its TOML
+/// file in a directory.
+pub struct Sidecar(InProcess);
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        self.task.abort();
+impl Deref for Sidecar {
+    type Target = InProcess;
+    fn deref(&self) -> &InProcess {
+        &self.0
     }
-}
-
-pub async fn wait_ok(url: &str) {
-    for _ in 0..500 {
-        if testkit::http::get(url).await.is_ok_and(|r| r.status == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{url} never answered 200");
-}
-
-/// The sidecar in-process, its TOML file in `dir`.
-pub struct Sidecar {
-    pub proxy: Running,
-    pub admin: SocketAddr,
-    pub config_path: PathBuf,
 }
 
 impl Sidecar {
     pub async fn start(upstream: SocketAddr, dir: &Path, toml: &str) -> Sidecar {
+        let upstream = format!("http://{upstream}");
         let config_path = dir.join("sidecar.toml");
-        std::fs::write(&config_path, toml).unwrap();
-        let cli = sidecar::Cli {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream: format!("http://{upstream}"),
-            admin_listen: "127.0.0.1:0".parse().unwrap(),
-            config: Some(config_path.clone()),
-        };
-        let config = sidecar::Config::load(&cli).unwrap();
-        let proxy_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (addr, admin) = (
-            proxy_listener.local_addr().unwrap(),
-            admin_listener.local_addr().unwrap(),
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(sidecar::run(
-            config,
-            proxy_listener,
-            admin_listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        wait_ok(&format!("http://{admin}/healthz")).await;
-        Sidecar {
-            proxy: Running {
-                addr,
-                stop: Some(stop),
-                task,
-            },
-            admin,
-            config_path,
-        }
+        let tracing = traces::Settings::default();
+        Sidecar(
+            InProcess::start(&upstream, config_path, toml, tracing)
+                .await
+                .unwrap(),
+        )
     }
 
     /// Writes `toml` as the sidecar's file and reloads it; the reload must succeed.
@@ -98,10 +52,6 @@ impl Sidecar {
             .await
             .unwrap();
         assert_eq!(reply.status, 200, "{}", reply.text());
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.proxy.addr)
     }
 
     pub async fn scrape(&self) -> Scrape {

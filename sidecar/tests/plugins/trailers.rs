@@ -97,7 +97,7 @@ async fn plugins_see_http2_and_grpc_requests_as_envoy_shows_them() {
     let upstream = echo_upstream().await;
     let dir = tempfile::tempdir().unwrap();
     let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path())).await;
-    let authority = sidecar.proxy.addr.to_string();
+    let authority = sidecar.proxy.to_string();
 
     // HTTP/2 with prior knowledge, a gRPC-shaped call (the way gRPC clients connect).
     let h2 = Client::builder(TokioExecutor::new())
