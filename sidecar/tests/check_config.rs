@@ -4,21 +4,10 @@
 
 use std::{
     net::TcpListener,
-    path::{Path, PathBuf},
     process::{Command, Output},
 };
 
-fn dist(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/dist")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run plugins/build first",
-        path.display()
-    );
-    path
-}
+use testkit::plugins::dist;
 
 /// Runs `--check-config` on `toml` written to a temporary directory, with `--listen` on an
 /// address this test holds: a check that tried to listen would fail.

@@ -9,10 +9,12 @@
 //! - [`promtool`]: `promtool check metrics` over an exposition.
 //! - [`exemplars`]: exemplars read back from OpenMetrics text.
 //! - [`otlp`]: an OTLP/HTTP trace receiver decoding with the official protobuf definitions.
+//! - [`plugins`]: the built Proxy-Wasm modules in `plugins/dist/`.
 
 pub mod exemplars;
 pub mod http;
 pub mod otlp;
+pub mod plugins;
 pub mod postgres;
 pub mod process;
 pub mod promtool;

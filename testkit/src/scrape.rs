@@ -3,7 +3,7 @@
 //!
 //! Parsing is strict: text that a Prometheus server would reject fails here too.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
 use openmetrics_parser::{OpenMetricsValue, PrometheusValue};
@@ -29,6 +29,36 @@ pub struct Scrape {
 }
 
 impl Scrape {
+    /// `GET url` (a `/metrics` endpoint, in the classic text format), parsed.
+    ///
+    /// # Panics
+    /// When the endpoint does not answer or its text does not parse.
+    pub async fn fetch(url: &str) -> Scrape {
+        let response = crate::http::get(url)
+            .await
+            .unwrap_or_else(|error| panic!("GET {url}: {error:#}"));
+        Scrape::parse(&response.text()).unwrap_or_else(|error| panic!("{url}: {error:#}"))
+    }
+
+    /// [`Scrape::fetch`] every 10 ms until `done` holds (what a test waits for, a plugin's
+    /// end-of-request callback say, can land a moment after the client has its response).
+    ///
+    /// # Panics
+    /// After 500 scrapes without `done`, with the last one.
+    pub async fn fetch_until(url: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+        for _ in 0..500 {
+            let scrape = Scrape::fetch(url).await;
+            if done(&scrape) {
+                return scrape;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "condition never met; last scrape: {:#?}",
+            Scrape::fetch(url).await.samples
+        );
+    }
+
     /// Parses OpenMetrics text (ends with `# EOF`) or, failing that shape, Prometheus text.
     ///
     /// # Errors

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,18 +15,7 @@ use testkit::scrape::Scrape;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// A built example plugin; fails loudly when the build step was skipped.
-pub fn dist(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/dist")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run plugins/build (builds the example plugins for wasm32-unknown-unknown)",
-        path.display()
-    );
-    path
-}
+pub use testkit::plugins::dist;
 
 /// A server task stopped when dropped.
 pub struct Running {
@@ -107,26 +96,12 @@ impl Sidecar {
     }
 
     pub async fn scrape(&self) -> Scrape {
-        let text = testkit::http::get(&format!("http://{}/metrics", self.admin))
-            .await
-            .unwrap()
-            .text();
-        Scrape::parse(&text).unwrap()
+        Scrape::fetch(&self.admin_url("/metrics")).await
     }
 
     /// Scrapes until `done` (end-of-request callbacks run as the response body finishes).
     pub async fn scrape_until(&self, done: impl Fn(&Scrape) -> bool) -> Scrape {
-        for _ in 0..500 {
-            let scrape = self.scrape().await;
-            if done(&scrape) {
-                return scrape;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!(
-            "condition never met; last scrape: {:#?}",
-            self.scrape().await.samples
-        );
+        Scrape::fetch_until(&self.admin_url("/metrics"), done).await
     }
 }
 
