@@ -4,7 +4,8 @@
 # Builds the release sidecar, the tiny upstream (sidecar/examples/bench_upstream.rs) and the
 # example plugins (plugins/build), then runs wrk at a fixed concurrency through the sidecar with:
 # no plugin, client-slo only (headers + properties), items-business only (request and response
-# bodies), both. Two request kinds: GET /items/{id} and POST /items with a JSON body.
+# bodies), both, and both again loaded from a warm `--wasm-cache-dir` ("both,cached": nothing
+# compiled at start, as after a restart). Two request kinds: GET /items/{id} and POST /items with a JSON body.
 # The four configurations are measured in interleaved rounds (BENCH_ROUNDS, default 3) and each
 # row shows the median round, so a burst of load from another process skews one round, not a row.
 # Prints req/s, p50/p99, the throughput ratio against "no plugin" and the added p50/p99, and the
@@ -77,9 +78,9 @@ path = "client-slo.wasm"
 configuration = '"'"'{"threshold_ms": 250}'"'"'
 '
 
-start_sidecar() { # binary config-text
+start_sidecar() { # binary config-text [extra flags...]
     printf '%s' "$2" >"$work/sidecar.toml"
-    RUST_LOG=warn "$1" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" \
+    RUST_LOG=warn "$1" "${@:3}" --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$admin_port" \
         --upstream "http://127.0.0.1:$upstream_port" --config "$work/sidecar.toml" 2>"$work/sidecar.log" &
     sidecar_pid=$!
     for _ in $(seq 100); do
@@ -92,8 +93,8 @@ start_sidecar() { # binary config-text
 
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$sidecar_pid/status"; } # VmRSS | VmHWM
 
-run() { # scenario config [binary]
-    start_sidecar "${3:-$target/sidecar}" "$2"
+run() { # scenario config [binary [extra flags...]]
+    start_sidecar "${3:-$target/sidecar}" "$2" "${@:4}"
     sleep 0.5 # start-up allocations settle
     local idle_kib; idle_kib=$(kib VmRSS)
     for kind in get post; do
@@ -117,6 +118,11 @@ before="${BENCH_BEFORE:-}"
 [[ -z $before || -x $before/sidecar ]] || die "BENCH_BEFORE=$before holds no sidecar binary"
 prefixes=("")
 [[ -n $before ]] && prefixes+=("before:")
+# "both, cached": the same two plugins loaded from a warm --wasm-cache-dir (what a restart
+# finds), so start-up compiles nothing. Warmed once here, before the rounds.
+cache_flags=(--wasm-cache-dir "$work/wasm-cache")
+start_sidecar "$target/sidecar" "$routes$client_slo$items_business" "${cache_flags[@]}"
+stop "$sidecar_pid"; sidecar_pid=""
 for round in $(seq "$rounds"); do
     for prefix in "${prefixes[@]}"; do
         bin="$target/sidecar"
@@ -125,6 +131,7 @@ for round in $(seq "$rounds"); do
         run "${prefix}client-slo" "$routes$client_slo" "$bin"
         run "${prefix}items-business" "$routes$items_business" "$bin"
         run "${prefix}both" "$routes$client_slo$items_business" "$bin"
+        [[ -z $prefix ]] && run "both,cached" "$routes$client_slo$items_business" "$bin" "${cache_flags[@]}"
     done
 done
 # The median round (by req/s) of each configuration and request kind.
@@ -139,7 +146,7 @@ for prefix in "${prefixes[@]}"; do
            row[NR] = $0 }
          END { for (i = 1; i <= NR; i++) { split(row[i], f, " "); k = f[2]
                printf "%-22s %-5s %9s %7.2f %9.3f %9.3f %+11.3f %+11.3f\n", f[1], toupper(k), f[3], f[3] / base_rps[k], f[4], f[5], f[4] - base50[k], f[5] - base99[k] } }' \
-        <(for p in none client-slo items-business both; do grep "^$prefix$p " "$work/medians"; done)
+        <(for p in none client-slo items-business both both,cached; do grep "^$prefix$p " "$work/medians"; done)
 done
 echo
 echo "sidecar memory (MiB, median round): idle after start, after the load, peak (VmHWM)"
@@ -147,15 +154,17 @@ printf "%-22s %9s %11s %9s %11s\n" "plugins" "idle" "after load" "peak" "+peak"
 for prefix in "${prefixes[@]}"; do
     sort -k1,1 -k5,5n "$work/memory" | awk -v r="$rounds" -v pre="$prefix" '
         { n[$1]++; if (n[$1] == int((r + 1) / 2)) { idle[$1] = $3; after[$1] = $4; peak[$1] = $5 } }
-        END { split("none client-slo items-business both", order, " ")
-              for (i = 1; i <= 4; i++) { p = pre order[i]
+        END { n = split("none client-slo items-business both both,cached", order, " ")
+              for (i = 1; i <= n; i++) { p = pre order[i]; if (!(p in peak)) continue
                   printf "%-22s %9.1f %11.1f %9.1f %+11.1f\n", p, idle[p] / 1024, after[p] / 1024, peak[p] / 1024, (peak[p] - peak[pre "none"]) / 1024 } }'
 done
 echo
 echo "one call into a plugin (wasm-host/examples/plugin_callback.rs, in-process, one core):"
 "$target/examples/plugin_callback"
-if [[ -n $before ]]; then
+if [[ -n $before && -x $before/examples/plugin_callback ]]; then
     echo
     echo "the same with BENCH_BEFORE's build ($before):"
     (cd "$root/sidecar" && "$before/examples/plugin_callback")
+elif [[ -n $before ]]; then
+    echo "(BENCH_BEFORE has no examples/plugin_callback: its in-process figures are not shown)"
 fi

@@ -150,8 +150,8 @@ async fn initial_routes(
 /// Starts the wasm runtime (its metrics into `registry`), gives it the clusters, and loads the
 /// configured plugins.
 fn load_plugins(config: &Config, registry: &mut Registry) -> anyhow::Result<wasm_host::PluginSet> {
-    let wasm_runtime =
-        wasm_host::WasmRuntime::new(registry, None).context("starting the wasm runtime")?;
+    let wasm_runtime = wasm_host::WasmRuntime::new(registry, config.wasm_cache_dir.as_deref())
+        .context("starting the wasm runtime")?;
     wasm_runtime
         .set_clusters(&config.file.clusters)
         .context("configuring the plugins' clusters")?;

@@ -58,6 +58,7 @@ impl InProcess {
             upstream: upstream.to_owned(),
             admin_listen: "127.0.0.1:0".parse().unwrap(),
             config: Some(config_path.clone()),
+            wasm_cache_dir: None,
         };
         let mut config = Config::load(&cli)?;
         config.tracing = tracing;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
-use wasmtime::{Cache, CacheConfig, Config, Engine, Linker, Module};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Linker, Module, ProfilingStrategy};
 
 use super::abi::ABI_VERSIONS;
 use super::cluster::{ClusterConfig, ClusterSet};
@@ -54,6 +54,10 @@ impl WasmRuntime {
         config.epoch_interruption(true);
         // Compiled on a thread of its own (see `compile`), not on rayon's threads, which live on.
         config.parallel_compilation(false);
+        // For `perf`: names the guest's compiled functions in /tmp/perf-<pid>.map.
+        if std::env::var_os("REDSIDE_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(ProfilingStrategy::PerfMap);
+        }
         if let Some(dir) = cache_dir {
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);

@@ -55,6 +55,8 @@ pub struct Config {
     pub(crate) file: FileConfig,
     /// Sampling and span export (flags and `OTEL_*` variables; see `traces::TracingArgs`).
     pub tracing: traces::Settings,
+    /// Where compiled plugins are cached (`--wasm-cache-dir`); `None`: compiled at each start.
+    pub(crate) wasm_cache_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -73,6 +75,7 @@ impl Config {
             config_path: cli.config.clone(),
             file,
             tracing: traces::Settings::default(),
+            wasm_cache_dir: cli.wasm_cache_dir.clone(),
         })
     }
 }

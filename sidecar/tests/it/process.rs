@@ -94,3 +94,91 @@ async fn bad_config_file_fails_at_start_naming_the_key() {
         "{output}"
     );
 }
+
+/// Compiled modules in the cache: every file but wasmtime's usage statistics.
+fn cached_modules(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_none_or(|e| e != "stats") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `--wasm-cache-dir`: the first start compiles the plugin and writes it to the cache; a restart
+/// finds it there (no module is added) and the plugin runs as before.
+#[tokio::test]
+async fn wasm_cache_dir_keeps_compiled_plugins_across_restarts() {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("wasm-cache");
+    let config = dir.path().join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugins]]\nname = \"client-slo\"\npath = {:?}\n",
+            testkit::plugins::dist("client-slo")
+        ),
+    )
+    .unwrap();
+    let mut after_first = Vec::new();
+    for start in 0..2 {
+        let (port, admin_port) = (testkit::free_port(), testkit::free_port());
+        let mut process = testkit::Process::spawn(
+            env!("CARGO_BIN_EXE_sidecar"),
+            &[
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin_port}"),
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            [
+                ("SIDECAR_UPSTREAM", stub.url()),
+                ("SIDECAR_WASM_CACHE_DIR", cache.display().to_string()),
+            ],
+        );
+        process
+            .wait_ready(
+                &format!("http://127.0.0.1:{admin_port}/readyz"),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        let response = testkit::http::get(&format!("http://127.0.0.1:{port}/hello"))
+            .await
+            .unwrap();
+        assert_eq!(response.status, 200);
+        let metrics = format!("http://127.0.0.1:{admin_port}/metrics");
+        let scrape =
+            testkit::Scrape::parse(&testkit::http::get(&metrics).await.unwrap().text()).unwrap();
+        assert_eq!(
+            scrape.value("client_requests_total", &[("agent", "other")]),
+            Some(1.0),
+            "start {start}: the plugin saw the request"
+        );
+        let modules = cached_modules(&cache);
+        if start == 0 {
+            assert!(!modules.is_empty(), "nothing was cached in {cache:?}");
+            after_first = modules;
+        } else {
+            assert_eq!(modules, after_first, "the restart compiled again");
+        }
+        process.signal(Signal::SIGTERM);
+        let _ = testkit::http::get(&metrics).await;
+        let status = process.wait_exit(Duration::from_secs(10)).await.unwrap();
+        assert!(status.success(), "{}", process.output_text());
+    }
+}

@@ -21,18 +21,7 @@ pub fn wat(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A built example plugin; fails loudly when the build step was skipped.
-pub fn dist(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/dist")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run plugins/build (builds the example plugins for wasm32-unknown-unknown)",
-        path.display()
-    );
-    path
-}
+pub use testkit::plugins::dist;
 
 /// A plugin config for a fixture, small pool and short limits so fault tests are quick.
 pub fn config(name: &str, fixture: &str) -> PluginConfig {
