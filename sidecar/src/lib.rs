@@ -15,7 +15,8 @@
 //! - `workers`: the proxy's worker threads, one event loop and upstream pool each, fed
 //!   connections in turn by one acceptor.
 //! - `stack`: builds the per-request service stack: RED → gRPC → plugins → limit → proxy.
-//! - `grpc`: gRPC calls' families (go-grpc-prometheus names) and gRPC-shaped errors.
+//! - `grpc`: gRPC calls' families (go-grpc-prometheus names) and gRPC-shaped errors; their
+//!   method labels from the upstream's server reflection when configured.
 //! - `red`: the RED layer (labels, clock, body byte counts), recording into `metrics`
 //!   (one shard per worker, added up at scrape time); `trace`: `traceparent`, the sidecar's
 //!   span and its export.
@@ -64,8 +65,8 @@ use tracing::{info, warn};
 pub use config::{Cli, Config, ConfigError};
 
 use crate::{
-    admin::Admin, config::OpenApiConfig, proxy::UpstreamClient, reload::Reloader, routes::Routes,
-    stack::Stack, workers::Workers,
+    admin::Admin, config::OpenApiConfig, grpc::methods::MethodLoader, proxy::UpstreamClient,
+    reload::Reloader, routes::Routes, stack::Stack, workers::Workers,
 };
 
 /// How long the admin listener waits for its own connections once the proxy has drained.
@@ -79,8 +80,8 @@ const ADMIN_GRACE: Duration = Duration::from_secs(2);
 /// `limits.final_scrape_wait`, whichever comes first, so the final counts can be scraped.
 ///
 /// # Errors
-/// A configured route template the router rejects, or a required OpenAPI document that can't
-/// be fetched.
+/// A configured route template the router rejects, or a required OpenAPI document or gRPC
+/// method list (`grpc_reflection`) that can't be fetched.
 pub async fn run(
     config: Config,
     proxy_listener: TcpListener,
@@ -102,7 +103,17 @@ pub async fn run(
         client.clone(),
         routes.clone(),
         plugins,
+        MethodLoader::new(
+            config.upstream.clone(),
+            config.file.limits.connect_timeout,
+            stack.grpc_methods(),
+        ),
     );
+    if matches!(&config.file.grpc_reflection, Some(r) if r.required) {
+        reloader.load_grpc_methods().await.context(
+            "loading the gRPC methods from the upstream's server reflection (grpc_reflection.required = true)",
+        )?;
+    }
     let admin = Admin::new(
         registry,
         Some(stack.exemplars()),
@@ -164,8 +175,9 @@ fn load_plugins(config: &Config, registry: &mut Registry) -> anyhow::Result<wasm
     .context("loading plugins")
 }
 
-/// What runs beside the listeners until the sidecar stops: reload on SIGHUP, and fetching an
-/// optional OpenAPI document, whose templates are then added to the route table.
+/// What runs beside the listeners until the sidecar stops: reload on SIGHUP, fetching an
+/// optional OpenAPI document, whose templates are then added to the route table, and an
+/// optional gRPC method list (labels come from paths until it arrives).
 fn background_tasks(
     reloader: Reloader,
     openapi_later: Option<OpenApiConfig>,
@@ -174,6 +186,13 @@ fn background_tasks(
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(reloader.clone().on_sighup());
+    if matches!(&config.file.grpc_reflection, Some(r) if !r.required) {
+        let reloader = reloader.clone();
+        tasks.spawn(async move {
+            // Optional: a failure was logged where it was handled, and is no error.
+            let _ = reloader.load_grpc_methods().await;
+        });
+    }
     if let Some(openapi) = openapi_later {
         let upstream = config.upstream.clone();
         tasks.spawn(async move {

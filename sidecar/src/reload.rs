@@ -1,6 +1,8 @@
 //! Reloading: SIGHUP or `POST /reload` re-reads the TOML file (and the upstream's OpenAPI
-//! document), builds a new route table and swaps it in. Requests in flight keep the label they
-//! were given; nothing is dropped. A reload that fails keeps everything as it was.
+//! document and gRPC server reflection), builds a new route table and gRPC method set and swaps
+//! them in. Requests in flight keep the label they were given; nothing is dropped. A reload that
+//! fails keeps everything as it was. Start-up's gRPC method load is the first of these
+//! ([`Reloader::load_grpc_methods`]), under the same policy.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -9,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::{
     config::{FileConfig, Upstream},
+    grpc::{methods::MethodLoader, reflection::ReflectionError},
     openapi,
     proxy::UpstreamClient,
     routes::{RouteError, RouteSource, RouteTable, Routes},
@@ -22,6 +25,8 @@ pub(crate) struct ReloadReport {
     pub routes: usize,
     /// Plugins declared in the file.
     pub plugins: usize,
+    /// gRPC methods from the upstream's server reflection; `null`: labels from request paths.
+    pub grpc_methods: Option<usize>,
 }
 
 /// Reloads the configuration on demand; clones share one reloader.
@@ -37,6 +42,7 @@ struct Inner {
     client: UpstreamClient,
     routes: Routes,
     plugins: PluginSet,
+    grpc_methods: MethodLoader,
     /// One reload at a time, so two can't interleave their swaps.
     lock: tokio::sync::Mutex<()>,
 }
@@ -63,6 +69,7 @@ impl Reloader {
         client: UpstreamClient,
         routes: Routes,
         plugins: PluginSet,
+        grpc_methods: MethodLoader,
     ) -> Self {
         Self(Arc::new(Inner {
             path,
@@ -71,6 +78,7 @@ impl Reloader {
             client,
             routes,
             plugins,
+            grpc_methods,
             lock: tokio::sync::Mutex::new(()),
         }))
     }
@@ -78,8 +86,8 @@ impl Reloader {
     /// Re-reads the configuration and swaps the route table.
     ///
     /// # Errors
-    /// An unreadable or invalid file, a rejected template, or a required OpenAPI document that
-    /// can't be fetched. The current configuration stays in place.
+    /// An unreadable or invalid file, a rejected template, or a required OpenAPI document or
+    /// gRPC method list that can't be fetched. The current configuration stays in place.
     pub(crate) async fn reload(&self) -> anyhow::Result<ReloadReport> {
         let inner = &self.0;
         let _one_at_a_time = inner.lock.lock().await;
@@ -103,6 +111,10 @@ impl Reloader {
             }
         };
         let table = route_table(&file, &openapi)?;
+        let grpc_methods = (inner.grpc_methods)
+            .fetch(file.grpc_reflection.as_ref(), false)
+            .await
+            .context("reloading the gRPC methods from the upstream's server reflection")?;
         // Plugins load before the route swap, so that a plugin that fails to load fails the
         // whole reload. Compiling is CPU work: off the async workers.
         let configs = PluginSet::resolve(&file.plugins, inner.path.as_deref());
@@ -111,11 +123,13 @@ impl Reloader {
             .await
             .context("plugin loading task")?
             .context("reloading plugins")?;
-        let report = ReloadReport {
-            routes: table.entries().len(),
-            plugins: file.plugins.len(),
-        };
+        let routes = table.entries().len();
         inner.routes.replace(table);
+        let report = ReloadReport {
+            routes,
+            plugins: file.plugins.len(),
+            grpc_methods: inner.grpc_methods.apply(grpc_methods),
+        };
         // Validated with the file already; unchanged clusters keep their connection pools.
         inner
             .plugins
@@ -126,6 +140,7 @@ impl Reloader {
         info!(
             routes = report.routes,
             plugins = report.plugins,
+            grpc_methods = report.grpc_methods,
             "configuration reloaded"
         );
         Ok(report)
@@ -140,6 +155,21 @@ impl Reloader {
         let _one_at_a_time = self.0.lock.lock().await;
         let table = route_table(&self.0.initial, templates)?;
         self.0.routes.replace(table);
+        Ok(())
+    }
+
+    /// Start-up's gRPC method load, with the start-up configuration's retries; reloads make the
+    /// next ones. Holds the reload lock, so a reload meanwhile waits and then wins.
+    ///
+    /// # Errors
+    /// A required list that can't be fetched.
+    pub(crate) async fn load_grpc_methods(&self) -> Result<(), ReflectionError> {
+        let _one_at_a_time = self.0.lock.lock().await;
+        let loader = &self.0.grpc_methods;
+        let refresh = loader
+            .fetch(self.0.initial.grpc_reflection.as_ref(), true)
+            .await?;
+        loader.apply(refresh);
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use traces::SpanSink;
 
 use crate::{
     config::{Config, LimitsConfig, Upstream, UpstreamProtocol},
-    grpc::{GrpcLayer, metrics::GrpcMetrics},
+    grpc::{GrpcLayer, methods::MethodSet, metrics::GrpcMetrics},
     limit::LimitLayer,
     metrics::{Exemplars, Metrics},
     proxy::{Pool, Proxy, Tunnels},
@@ -72,6 +72,11 @@ impl Stack {
     /// Upgraded connections, which shutdown waits for.
     pub(crate) fn tunnels(&self) -> &Tunnels {
         &self.tunnels
+    }
+
+    /// The gRPC families' method label set, which `grpc_reflection` loads.
+    pub(crate) fn grpc_methods(&self) -> MethodSet {
+        self.grpc.metrics().methods()
     }
 
     /// The duration exemplars, for `/metrics`.

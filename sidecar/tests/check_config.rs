@@ -67,9 +67,21 @@ configuration = '{{"threshold_ms": 250}}'
     assert!(
         stdout.starts_with("sidecar: configuration OK")
             && stdout.contains("1 configured routes")
+            && stdout.contains("grpc_reflection off")
             && stdout.contains("plugins [items-business, client-slo]"),
         "{stdout}"
     );
+}
+
+#[test]
+fn grpc_reflection_is_shown_and_needs_an_http2_upstream_leg() {
+    let reflection = "grpc_reflection = { required = true }\n";
+    let (output, stdout, stderr) = check(&format!("{reflection}[protocols]\nupstream = \"h2c\"\n"));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("grpc_reflection required"), "{stdout}");
+    let (output, _, stderr) = check(reflection);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`grpc_reflection` needs"), "{stderr}");
 }
 
 #[test]

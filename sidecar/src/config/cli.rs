@@ -42,7 +42,8 @@ pub struct Cli {
 
 impl Cli {
     /// The dry run behind the binary's `--check-config`: everything start-up checks before it binds, using
-    /// the same loaders (the OpenAPI document is not fetched: it needs the upstream).
+    /// the same loaders (the OpenAPI document and the gRPC methods are not fetched: they need the
+    /// upstream).
     ///
     /// # Errors
     /// The first problem start-up would report: upstream URL, file, key, route template, plugin.
@@ -60,8 +61,13 @@ impl Cli {
             .openapi
             .as_ref()
             .map_or("off".to_owned(), |o| o.url_path.clone());
+        let grpc_reflection = match &config.file.grpc_reflection {
+            None => "off",
+            Some(r) if r.required => "required",
+            Some(_) => "optional",
+        };
         Ok(format!(
-            "sidecar: configuration OK: file {}, listen {}, admin {}, upstream {}, {} configured routes, openapi {}, plugins [{}]",
+            "sidecar: configuration OK: file {}, listen {}, admin {}, upstream {}, {} configured routes, openapi {}, grpc_reflection {}, plugins [{}]",
             self.config
                 .as_deref()
                 .map_or("none".into(), |p| p.display().to_string()),
@@ -70,6 +76,7 @@ impl Cli {
             config.upstream,
             config.file.routes.len(),
             openapi,
+            grpc_reflection,
             names.join(", "),
         ))
     }

@@ -1,4 +1,5 @@
-//! The TOML file's top level: routes, the OpenAPI source of more routes, the `[limits]`,
+//! The TOML file's top level: routes, the OpenAPI source of more routes, the gRPC server
+//! reflection source of the gRPC method labels, the `[limits]`,
 //! `[metrics]` and `[protocols]` sections, the `[[plugins]]` and the `[[clusters]]` they call
 //! out to; reading it, parsing it (unknown keys rejected)
 //! and validating the values serde cannot check, naming the offending key.
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ConfigError, LimitsConfig, MetricsConfig, ProtocolsConfig};
+use super::{ConfigError, LimitsConfig, MetricsConfig, ProtocolsConfig, UpstreamProtocol};
 use wasm_host::{ClusterConfig, PluginConfig};
 
 /// The TOML file.
@@ -23,6 +24,8 @@ pub(crate) struct FileConfig {
     pub routes: Vec<RouteConfig>,
     /// Load more templates from the upstream's OpenAPI document.
     pub openapi: Option<OpenApiConfig>,
+    /// Take the gRPC method labels from the upstream's server reflection.
+    pub grpc_reflection: Option<GrpcReflectionConfig>,
     /// Timeouts and sizes.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -143,6 +146,12 @@ impl FileConfig {
         {
             return Err(invalid("openapi.url_path".into(), "must start with '/'"));
         }
+        if self.grpc_reflection.is_some() && self.protocols.upstream == UpstreamProtocol::Http1 {
+            return Err(invalid(
+                "grpc_reflection".into(),
+                "needs `protocols.upstream = \"h2c\"` or `\"auto\"`: gRPC does not pass over the HTTP/1.1 upstream leg",
+            ));
+        }
         for (i, cluster) in self.clusters.iter().enumerate() {
             cluster
                 .validate()
@@ -178,6 +187,20 @@ pub(crate) struct OpenApiConfig {
     #[serde(default)]
     pub required: bool,
     /// Attempts before giving up (delays double from 200 ms).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+/// `grpc_reflection = { ... }`: the gRPC methods the upstream's server reflection lists are the
+/// `grpc_service`/`grpc_method` label set; any other path reports `none`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrpcReflectionConfig {
+    /// `true`: the sidecar refuses to start (and a reload fails) without the list. `false`: it
+    /// starts with labels from request paths and takes the list when it comes.
+    #[serde(default)]
+    pub required: bool,
+    /// Attempts at start-up before giving up (delays double from 200 ms).
     #[serde(default = "default_attempts")]
     pub attempts: u32,
 }

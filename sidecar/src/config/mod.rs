@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! openapi = { url_path = "/openapi.json", required = false }
+//! grpc_reflection = { required = false }   # gRPC method labels from the upstream's reflection
 //!
 //! [[routes]]
 //! template = "/items/{id}"
@@ -38,7 +39,7 @@ mod upstream;
 
 pub use cli::Cli;
 pub use error::ConfigError;
-pub(crate) use file::{FileConfig, OpenApiConfig};
+pub(crate) use file::{FileConfig, GrpcReflectionConfig, OpenApiConfig};
 pub(crate) use limits::LimitsConfig;
 pub(crate) use metrics::{MetricsConfig, StatusMode};
 pub(crate) use protocols::{ProtocolsConfig, UpstreamProtocol};

@@ -111,3 +111,22 @@ fn bad_clusters_name_their_key() {
         assert!(error.contains(key), "{toml}: {error}");
     }
 }
+
+#[test]
+fn grpc_reflection_parses_and_needs_an_http2_upstream_leg() {
+    let file = FileConfig::parse(
+        "grpc_reflection = { required = true }\n[protocols]\nupstream = \"h2c\"\n",
+    )
+    .unwrap();
+    let reflection = file.grpc_reflection.unwrap();
+    assert!(reflection.required);
+    assert_eq!(reflection.attempts, 6);
+    let error = FileConfig::parse("grpc_reflection = {}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`grpc_reflection` needs"), "{error}");
+    let error = FileConfig::parse("grpc_reflection = { requird = true }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("requird"), "{error}");
+}

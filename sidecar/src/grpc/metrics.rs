@@ -2,21 +2,12 @@
 //! `grpc_server_started_total`, `grpc_server_handled_total`, `grpc_server_handling_seconds`,
 //! `grpc_server_msg_received_total`, `grpc_server_msg_sent_total`.
 //!
-//! `grpc_service` and `grpc_method` come from the path (`/package.Service/Method`), capped like
-//! route templates (`metrics.max_handlers`; past it, `none`). A proxy sees no method
-//! descriptors, so `grpc_type` is learned: a method is `unary` until one of its calls carries
-//! a second message in a direction (then `client_stream`, `server_stream` or `bidi_stream`).
-//! Each call keeps the type known when it started, so `started` and `handled` always agree; the
-//! calls of a streaming method that start before its first second message count as `unary`.
+//! `grpc_type`, `grpc_service` and `grpc_method` come from the [`MethodSet`]: from the path,
+//! capped like route templates, or from the upstream's server reflection. Each call keeps the
+//! type known when it started, so `started` and `handled` always agree; where types are learned,
+//! the calls of a streaming method that start before its first second message count as `unary`.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicU8, Ordering::Relaxed},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -24,16 +15,15 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use super::status::Code;
+use super::{
+    methods::{Method, MethodSet},
+    status::Code,
+};
 
 /// go-grpc-prometheus' (Prometheus client's) default buckets.
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-const TYPES: [&str; 4] = ["unary", "client_stream", "server_stream", "bidi_stream"];
-const CLIENT_STREAMS: u8 = 1;
-const SERVER_STREAMS: u8 = 2;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct CallLabels {
@@ -61,27 +51,7 @@ struct Families {
     handling: Family<CallLabels, Histogram, fn() -> Histogram>,
     received: Family<CallLabels, Counter>,
     sent: Family<CallLabels, Counter>,
-    methods: Mutex<HashMap<Box<str>, Arc<Method>>>,
-    max_methods: usize,
-    overflow: Arc<Method>,
-}
-
-#[derive(Debug)]
-struct Method {
-    service: Arc<str>,
-    method: Arc<str>,
-    /// [`CLIENT_STREAMS`] and [`SERVER_STREAMS`], as seen so far.
-    streams: AtomicU8,
-}
-
-impl Method {
-    fn new(service: &str, method: &str) -> Arc<Self> {
-        Arc::new(Self {
-            service: service.into(),
-            method: method.into(),
-            streams: AtomicU8::new(0),
-        })
-    }
+    methods: MethodSet,
 }
 
 /// One call's series, chosen when it starts.
@@ -102,9 +72,7 @@ impl GrpcMetrics {
             handling: Family::new_with_constructor(|| Histogram::new(BUCKETS)),
             received: Family::default(),
             sent: Family::default(),
-            methods: Mutex::new(HashMap::new()),
-            max_methods,
-            overflow: Method::new("none", "none"),
+            methods: MethodSet::new(max_methods),
         };
         registry.register(
             "grpc_server_started",
@@ -136,10 +104,9 @@ impl GrpcMetrics {
 
     /// Counts a call to `path` as started.
     pub(crate) fn start(&self, path: &str) -> CallSeries {
-        let method = self.method(path);
-        let streams = method.streams.load(Relaxed);
+        let method = self.0.methods.resolve(path);
         let labels = CallLabels {
-            grpc_type: TYPES[usize::from(streams & 3)],
+            grpc_type: method.grpc_type(),
             grpc_service: method.service.clone(),
             grpc_method: method.method.clone(),
         };
@@ -170,38 +137,13 @@ impl GrpcMetrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// A call of this method carried a second message from the client (`client`) or to it:
-    /// the method streams that way, and its next calls are labelled so.
+    /// A call of this method carried a second message from the client (`client`) or to it.
     pub(crate) fn learn_streaming(call: &CallSeries, client: bool) {
-        let bit = if client {
-            CLIENT_STREAMS
-        } else {
-            SERVER_STREAMS
-        };
-        call.method.streams.fetch_or(bit, Relaxed);
+        call.method.learn_streaming(client);
     }
 
-    fn method(&self, path: &str) -> Arc<Method> {
-        let mut methods = self
-            .0
-            .methods
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(method) = methods.get(path) {
-            return method.clone();
-        }
-        let Some((service, method)) = path
-            .strip_prefix('/')
-            .and_then(|p| p.split_once('/'))
-            .filter(|(s, m)| !s.is_empty() && !m.is_empty() && !m.contains('/'))
-        else {
-            return self.0.overflow.clone();
-        };
-        if methods.len() >= self.0.max_methods {
-            return self.0.overflow.clone();
-        }
-        let entry = Method::new(service, method);
-        methods.insert(path.into(), entry.clone());
-        entry
+    /// The label set, for [`MethodLoader`](super::methods::MethodLoader).
+    pub(crate) fn methods(&self) -> MethodSet {
+        self.0.methods.clone()
     }
 }

@@ -16,10 +16,15 @@
 //!   in the RED family.
 //!
 //! Other requests pass through untouched: one header lookup.
+//!
+//! The `grpc_service`/`grpc_method` label set: [`methods`]; with `grpc_reflection`, the methods
+//! the upstream's server reflection lists ([`reflection`]).
 
 mod call;
 pub(crate) mod messages;
+pub(crate) mod methods;
 pub(crate) mod metrics;
+pub(crate) mod reflection;
 pub(crate) mod status;
 
 use std::{
@@ -51,6 +56,11 @@ pub(crate) struct GrpcLayer {
 impl GrpcLayer {
     pub(crate) fn new(metrics: GrpcMetrics) -> Self {
         Self { metrics }
+    }
+
+    /// The families, for the method loader.
+    pub(crate) fn metrics(&self) -> &GrpcMetrics {
+        &self.metrics
     }
 }
 

@@ -25,11 +25,19 @@ use tonic_reflection::pb::v1::{
 
 use crate::support::Sidecar;
 
-const HEALTH: &str = "grpc.health.v1.Health";
+pub(crate) const HEALTH: &str = "grpc.health.v1.Health";
 const REFLECTION: &str = "grpc.reflection.v1.ServerReflection";
 
-struct GrpcUpstream {
-    addr: SocketAddr,
+/// Which server reflection a [`GrpcUpstream`] serves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reflection {
+    V1,
+    V1alpha,
+    Off,
+}
+
+pub(crate) struct GrpcUpstream {
+    pub(crate) addr: SocketAddr,
     health: HealthReporter,
     task: JoinHandle<()>,
 }
@@ -41,27 +49,37 @@ impl Drop for GrpcUpstream {
 }
 
 async fn grpc_upstream() -> GrpcUpstream {
+    grpc_upstream_with(Reflection::V1).await
+}
+
+/// tonic's health service (with `redside.Test` serving) and the `reflection` asked for, on
+/// 127.0.0.1:0.
+pub(crate) async fn grpc_upstream_with(reflection: Reflection) -> GrpcUpstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("redside.Test", ServingStatus::Serving)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .unwrap();
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let (v1, v1alpha) = match reflection {
+        Reflection::V1 => (Some(builder.build_v1().unwrap()), None),
+        Reflection::V1alpha => (None, Some(builder.build_v1alpha().unwrap())),
+        Reflection::Off => (None, None),
+    };
     let task = tokio::spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(health_service)
-            .add_service(reflection)
+            .add_optional_service(v1)
+            .add_optional_service(v1alpha)
             .serve_with_incoming(TcpListenerStream::new(listener))
             .await;
     });
     GrpcUpstream { addr, health, task }
 }
 
-async fn channel(sidecar: &Sidecar) -> Channel {
+pub(crate) async fn channel(sidecar: &Sidecar) -> Channel {
     Channel::from_shared(format!("http://{}", sidecar.proxy))
         .unwrap()
         .connect()
@@ -69,13 +87,19 @@ async fn channel(sidecar: &Sidecar) -> Channel {
         .unwrap()
 }
 
-fn check(service: &str) -> HealthCheckRequest {
+pub(crate) fn check(service: &str) -> HealthCheckRequest {
     HealthCheckRequest {
         service: service.into(),
     }
 }
 
-fn handled(scrape: &Scrape, kind: &str, service: &str, method: &str, code: &str) -> Option<f64> {
+pub(crate) fn handled(
+    scrape: &Scrape,
+    kind: &str,
+    service: &str,
+    method: &str,
+    code: &str,
+) -> Option<f64> {
     scrape.value(
         "grpc_server_handled_total",
         &[

@@ -10,6 +10,7 @@ mod exposition;
 mod failures;
 mod forwarding;
 mod grpc;
+mod grpc_reflection;
 mod http2;
 mod openapi;
 mod process;
