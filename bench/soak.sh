@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The soak of docs/stress-test.md: the whole stack (bench/stack.sh: PostgreSQL, the api, the
 # sidecar with every example plugin, Prometheus) under steady load for SOAK_SECONDS, with the
-# resident memory and open file descriptors of the api and the sidecar sampled every
-# SOAK_INTERVAL seconds. Load: bench/stress.lua (the CRUD mix) with Locust's think time, so
-# the table grows by the creates, as it would in production.
+# resident memory and open file descriptors of the api and the sidecar, and the plugins' linear
+# memory, sampled every SOAK_INTERVAL seconds. Load: bench/stress.lua (the CRUD mix) with
+# Locust's think time, so the table grows by the creates, as it would in production.
 #
 # Flat means: after the first minute (start-up, pools and caches filling), neither process's RSS
 # grows by more than 10 % + 2 MiB, and open fds end where they were. The script prints every
@@ -30,34 +30,41 @@ die() { echo "bench/soak.sh: $*" >&2; exit 1; }
 source "$root/bench/stack.sh"
 
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
+# The plugins' linear memory (every instance of every plugin), from the sidecar's own gauge.
+wasm_mib() {
+    curl -fsS "http://127.0.0.1:$admin_port/metrics" |
+        awk '/^sidecar_plugin_memory_bytes\{/ { b += $2 } END { printf "%.1f", b / 1048576 }'
+}
 echo "== soak: $users users, think ${think} ms, ${seconds}s, a sample every ${interval}s" >&2
 ITEMS="$items" THINK_MIN_MS="${think%-*}" THINK_MAX_MS="${think#*-}" \
     wrk -t2 -c"$users" -d"${seconds}s" --timeout 10s -s "$root/bench/stress.lua" \
     "http://127.0.0.1:$proxy_port" >"$work/wrk.soak" 2>&1 &
 wrk_pid=$!
 start=$SECONDS
-printf "%6s %10s %10s %8s %8s %12s\n" "s" "api MiB" "side MiB" "api fds" "side fds" "items" | tee "$work/samples" >&2
+printf "%6s %10s %10s %8s %8s %12s %9s\n" "s" "api MiB" "side MiB" "api fds" "side fds" "items" "wasm MiB" | tee "$work/samples" >&2
 while kill -0 "$wrk_pid" 2>/dev/null; do
     sleep "$interval"
     kill -0 "$api_pid" 2>/dev/null || die "the api died: $(tail -n 20 "$work/api.log")"
     kill -0 "$sidecar_pid" 2>/dev/null || die "the sidecar died: $(tail -n 20 "$work/sidecar.log")"
     rows=$("$pg_bin/psql" -h "$work" -U postgres -qAt -d stress -c "SELECT count(*) FROM items")
-    printf "%6d %10.1f %10.1f %8d %8d %12d\n" $((SECONDS - start)) \
+    printf "%6d %10.1f %10.1f %8d %8d %12d %9s\n" $((SECONDS - start)) \
         "$(awk -v k="$(rss_kib "$api_pid")" 'BEGIN { print k / 1024 }')" \
         "$(awk -v k="$(rss_kib "$sidecar_pid")" 'BEGIN { print k / 1024 }')" \
-        "$(fds "$api_pid")" "$(fds "$sidecar_pid")" "$rows" | tee -a "$work/samples" >&2
+        "$(fds "$api_pid")" "$(fds "$sidecar_pid")" "$rows" "$(wasm_mib)" | tee -a "$work/samples" >&2
 done
 wait "$wrk_pid" || { cat "$work/wrk.soak" >&2; die "wrk failed"; }
 sleep 2
 # Idle again: keep-alive connections closed by wrk's exit are gone from both processes.
-printf "%6s %10.1f %10.1f %8d %8d %12s\n" "idle" \
+printf "%6s %10.1f %10.1f %8d %8d %12s %9s\n" "idle" \
     "$(awk -v k="$(rss_kib "$api_pid")" 'BEGIN { print k / 1024 }')" \
     "$(awk -v k="$(rss_kib "$sidecar_pid")" 'BEGIN { print k / 1024 }')" \
-    "$(fds "$api_pid")" "$(fds "$sidecar_pid")" "-" | tee -a "$work/samples" >&2
+    "$(fds "$api_pid")" "$(fds "$sidecar_pid")" "-" "$(wasm_mib)" | tee -a "$work/samples" >&2
 
 echo
 echo "soak: $users users, think ${think} ms, ${seconds}s, $(nproc) cores $(uname -m), sidecar with $plugins"
 grep '^stress ' "$work/wrk.soak" || true
+echo "plugin linear memory at the end (sidecar_plugin_memory_bytes):"
+curl -fsS "http://127.0.0.1:$admin_port/metrics" | grep '^sidecar_plugin_memory_bytes{' || true
 awk -v interval="$interval" '
     NR == 1 { next }
     $1 == "idle" { idle_api_fds = $4; idle_side_fds = $5; next }

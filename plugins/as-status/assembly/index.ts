@@ -1,7 +1,37 @@
 // An AssemblyScript Proxy-Wasm filter built with @solo-io/proxy-runtime: counts responses by
 // status class (`as_responses_total{class="2xx"}`); with the configuration `tag=<value>` it also
 // adds `x-as-status: <value>` to each response. See README.md.
-export * from "@solo-io/proxy-runtime/proxy";
+// The runtime's entry points, except the per-request ones, which leak (see streams.ts).
+export { malloc, free } from "@solo-io/proxy-runtime/malloc";
+export {
+  proxy_abi_version_0_2_0,
+  proxy_on_vm_start,
+  proxy_validate_configuration,
+  proxy_on_configure,
+  proxy_on_tick,
+  proxy_on_foreign_function,
+  proxy_on_queue_ready,
+  proxy_on_http_call_response,
+  proxy_on_grpc_receive_initial_metadata,
+  proxy_on_grpc_trailing_metadata,
+  proxy_on_grpc_receive,
+  proxy_on_grpc_close,
+} from "@solo-io/proxy-runtime/exports";
+export {
+  proxy_on_context_create,
+  proxy_on_request_headers,
+  proxy_on_request_body,
+  proxy_on_request_trailers,
+  proxy_on_request_metadata,
+  proxy_on_response_headers,
+  proxy_on_response_body,
+  proxy_on_response_trailers,
+  proxy_on_response_metadata,
+  proxy_on_log,
+  proxy_on_done,
+  proxy_on_delete,
+} from "./streams";
+import { rememberRoot } from "./streams";
 import {
   RootContext,
   Context,
@@ -58,5 +88,5 @@ class StatusContext extends Context {
 }
 
 registerRootContext((context_id: u32) => {
-  return new StatusRoot(context_id);
+  return rememberRoot(new StatusRoot(context_id));
 }, "as-status");
