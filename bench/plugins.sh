@@ -154,8 +154,8 @@ printf "%-22s %9s %11s %9s %11s\n" "plugins" "idle" "after load" "peak" "+peak"
 for prefix in "${prefixes[@]}"; do
     sort -k1,1 -k5,5n "$work/memory" | awk -v r="$rounds" -v pre="$prefix" '
         { n[$1]++; if (n[$1] == int((r + 1) / 2)) { idle[$1] = $3; after[$1] = $4; peak[$1] = $5 } }
-        END { n = split("none client-slo items-business both both,cached", order, " ")
-              for (i = 1; i <= n; i++) { p = pre order[i]; if (!(p in peak)) continue
+        END { configs = split("none client-slo items-business both both,cached", order, " ")
+              for (i = 1; i <= configs; i++) { p = pre order[i]; if (!(p in peak)) continue
                   printf "%-22s %9.1f %11.1f %9.1f %+11.1f\n", p, idle[p] / 1024, after[p] / 1024, peak[p] / 1024, (peak[p] - peak[pre "none"]) / 1024 } }'
 done
 echo

@@ -8,6 +8,8 @@
     - --upstream=http://127.0.0.1:{{ .Values.api.port }}
     - --admin-listen=0.0.0.0:{{ .Values.sidecar.adminPort }}
     - --config=/etc/redside/config/sidecar.toml
+    # On the pod's /tmp volume: a restarted container loads plugins without compiling them.
+    - --wasm-cache-dir=/tmp/wasm-cache
     {{- include "redside.tracingArgs" (dict "tracing" .Values.tracing "container" .Values.tracing.sidecar) | nindent 4 }}
   env:
     - name: RUST_LOG
