@@ -1,9 +1,11 @@
 //! A real OTLP/HTTP trace receiver for tests: hyper on 127.0.0.1:0, every `POST /v1/traces`
-//! body decoded with the official protobuf definitions (`opentelemetry-proto`), the spans kept
-//! with their `service.name`. It can be slow, to show that a slow collector costs only spans.
+//! body decoded with the official protobuf definitions (`opentelemetry-proto`), gunzipped first
+//! when it says `Content-Encoding: gzip`, the spans kept with their `service.name` and each
+//! export's headers kept. It can be slow, to show that a slow collector costs only spans.
 
 use std::{
     convert::Infallible,
+    io::Read as _,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -12,7 +14,8 @@ use std::{
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{
-    Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
+    HeaderMap, Request, Response, StatusCode, body::Incoming, server::conn::http1,
+    service::service_fn,
 };
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::{
@@ -67,6 +70,7 @@ pub struct Receiver {
     /// Where it listens.
     pub addr: SocketAddr,
     spans: Arc<Mutex<Vec<Received>>>,
+    exports: Arc<Mutex<Vec<HeaderMap>>>,
     task: JoinHandle<()>,
 }
 
@@ -90,22 +94,35 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let spans = Arc::new(Mutex::new(Vec::new()));
-        let shared = spans.clone();
+        let exports = Arc::new(Mutex::new(Vec::new()));
+        let shared = (spans.clone(), exports.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let spans = shared.clone();
+                let (spans, exports) = shared.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| receive(spans.clone(), delay, request));
+                    let service = service_fn(move |request| {
+                        receive(spans.clone(), exports.clone(), delay, request)
+                    });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        Receiver { addr, spans, task }
+        Receiver {
+            addr,
+            spans,
+            exports,
+            task,
+        }
+    }
+
+    /// The headers of every export request decoded so far.
+    pub fn export_headers(&self) -> Vec<HeaderMap> {
+        self.exports.lock().expect("not poisoned").clone()
     }
 
     /// The traces endpoint.
@@ -143,8 +160,17 @@ impl Receiver {
     }
 }
 
+fn gunzip(body: &[u8]) -> Option<Bytes> {
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut plain)
+        .ok()?;
+    Some(Bytes::from(plain))
+}
+
 async fn receive(
     spans: Arc<Mutex<Vec<Received>>>,
+    exports: Arc<Mutex<Vec<HeaderMap>>>,
     delay: Duration,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -154,9 +180,16 @@ async fn receive(
             .headers()
             .get("content-type")
             .is_some_and(|v| v == "application/x-protobuf");
+    let headers = request.headers().clone();
+    let gzipped = headers.get("content-encoding").is_some_and(|v| v == "gzip");
     let body = request.into_body().collect().await.map(|b| b.to_bytes());
+    let body = match body {
+        Ok(body) if gzipped => gunzip(&body),
+        Ok(body) => Some(body),
+        Err(_) => None,
+    };
     let decoded = match (is_traces, body) {
-        (true, Ok(body)) => ExportTraceServiceRequest::decode(body).ok(),
+        (true, Some(body)) => ExportTraceServiceRequest::decode(body).ok(),
         _ => None,
     };
     let Some(decoded) = decoded else {
@@ -164,6 +197,7 @@ async fn receive(
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return Ok(response);
     };
+    exports.lock().expect("not poisoned").push(headers);
     let mut received = spans.lock().expect("not poisoned");
     for resource_spans in decoded.resource_spans {
         let service = (resource_spans.resource.iter())

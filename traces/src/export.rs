@@ -5,10 +5,10 @@
 //! interval) and POSTs them to the collector's `/v1/traces`. A full queue, a dead or a slow
 //! collector cost only the spans dropped, each counted in `otlp_spans_dropped_total`.
 
-use std::{sync::Arc, time::Duration};
+use std::{io::Write as _, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http::{Request, Uri, header};
+use http::{HeaderName, HeaderValue, Request, Uri, header};
 use http_body_util::Full;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -41,6 +41,19 @@ pub struct Export {
     pub interval: Duration,
     /// How long one export may take before its spans count as dropped.
     pub timeout: Duration,
+    /// Sent with every export (e.g. a collector's API key).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body's encoding.
+    pub compression: Compression,
+}
+
+/// How an export body is encoded (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// As is.
+    None,
+    /// gzip, with `Content-Encoding: gzip`.
+    Gzip,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -175,8 +188,19 @@ async fn send(
     export: &Export,
     body: Vec<u8>,
 ) -> Result<(), String> {
-    let request = Request::post(export.endpoint.clone())
-        .header(header::CONTENT_TYPE, "application/x-protobuf")
+    let mut request = Request::post(export.endpoint.clone())
+        .header(header::CONTENT_TYPE, "application/x-protobuf");
+    for (name, value) in &export.headers {
+        request = request.header(name, value);
+    }
+    let body = match export.compression {
+        Compression::None => body,
+        Compression::Gzip => {
+            request = request.header(header::CONTENT_ENCODING, "gzip");
+            gzip(&body).map_err(|e| format!("compressing: {e}"))?
+        }
+    };
+    let request = request
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(export.timeout, client.request(request))
@@ -188,4 +212,13 @@ async fn send(
     } else {
         Err(format!("status {}", response.status()))
     }
+}
+
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body)?;
+    encoder.finish()
 }

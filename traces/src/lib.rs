@@ -15,7 +15,7 @@ pub mod settings;
 pub mod span;
 
 pub use context::{SpanId, TraceId, TraceParent};
-pub use export::{Export, SpanSink};
+pub use export::{Compression, Export, SpanSink};
 pub use sampler::{Decision, Sampler, SpanContext};
 pub use settings::{Settings, TracingArgs};
 pub use span::{Kind, Span, Value};

@@ -1,11 +1,15 @@
 //! The flags both processes share, with the standard OpenTelemetry environment variables as
-//! their fallbacks: the sampling ratio, the OTLP endpoint and the service name.
+//! their fallbacks: the sampling ratio, the OTLP endpoint, its headers and compression, and the
+//! service name.
 
 use std::time::Duration;
 
-use http::Uri;
+use http::{HeaderName, HeaderValue, Uri};
 
-use crate::{export::Export, sampler::Sampler};
+use crate::{
+    export::{Compression, Export},
+    sampler::Sampler,
+};
 
 /// Tracing flags (flattened into each binary's own).
 #[derive(Clone, Debug, clap::Args)]
@@ -21,6 +25,16 @@ pub struct TracingArgs {
     /// The `service.name` of the exported spans (default: the binary's name).
     #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME")]
     pub service_name: Option<String>,
+    /// Headers sent with every export, `key=value,key2=value2` (values percent-encoded), e.g. a
+    /// collector's API key. Falls back to `OTEL_EXPORTER_OTLP_HEADERS`.
+    #[arg(long = "otlp-headers", env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS")]
+    pub otlp_headers: Option<String>,
+    /// `gzip` or `none` (default). Falls back to `OTEL_EXPORTER_OTLP_COMPRESSION`.
+    #[arg(
+        long = "otlp-compression",
+        env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
+    )]
+    pub otlp_compression: Option<String>,
 }
 
 /// What the flags resolve to.
@@ -42,12 +56,54 @@ impl Default for Settings {
     }
 }
 
-/// A bad endpoint.
+/// A bad endpoint, header list or compression.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid OTLP endpoint `{endpoint}`: {reason}")]
+#[error("invalid OTLP {what} `{value}`: {reason}")]
 pub struct EndpointError {
-    endpoint: String,
+    what: &'static str,
+    value: String,
     reason: &'static str,
+}
+
+/// The generic `OTEL_EXPORTER_OTLP_*` fallbacks of the traces-specific settings.
+#[derive(Debug, Default)]
+struct Fallbacks<'a> {
+    endpoint: Option<&'a str>,
+    headers: Option<&'a str>,
+    compression: Option<&'a str>,
+}
+
+/// `key=value,key2=value2`, values percent-decoded (the OpenTelemetry format).
+fn parse_headers(text: &str) -> Result<Vec<(HeaderName, HeaderValue)>, EndpointError> {
+    let bad = |reason| EndpointError {
+        what: "headers",
+        value: text.to_owned(),
+        reason,
+    };
+    let mut headers = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| bad("expected key=value"))?;
+        let value = percent_encoding::percent_decode_str(value.trim()).collect::<Vec<u8>>();
+        let name =
+            HeaderName::from_bytes(key.trim().as_bytes()).map_err(|_| bad("not a header name"))?;
+        let value = HeaderValue::from_bytes(&value).map_err(|_| bad("not a header value"))?;
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+fn parse_compression(text: &str) -> Result<Compression, EndpointError> {
+    match text.trim() {
+        "" | "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        _ => Err(EndpointError {
+            what: "compression",
+            value: text.to_owned(),
+            reason: "expected gzip or none",
+        }),
+    }
 }
 
 impl TracingArgs {
@@ -57,16 +113,38 @@ impl TracingArgs {
     /// # Errors
     /// An endpoint that is not an `http://host:port[/path]` URL.
     pub fn settings(&self, default_service: &str) -> Result<Settings, EndpointError> {
-        let base = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-        self.settings_with(default_service, base.as_deref())
+        let var = |name| std::env::var(name).ok();
+        let (endpoint, headers, compression) = (
+            var("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            var("OTEL_EXPORTER_OTLP_HEADERS"),
+            var("OTEL_EXPORTER_OTLP_COMPRESSION"),
+        );
+        let fallbacks = Fallbacks {
+            endpoint: endpoint.as_deref(),
+            headers: headers.as_deref(),
+            compression: compression.as_deref(),
+        };
+        self.settings_with(default_service, &fallbacks)
     }
 
     fn settings_with(
         &self,
         default_service: &str,
-        base: Option<&str>,
+        fallbacks: &Fallbacks<'_>,
     ) -> Result<Settings, EndpointError> {
-        let endpoint = match (&self.otlp_endpoint, base) {
+        let headers = parse_headers(
+            self.otlp_headers
+                .as_deref()
+                .or(fallbacks.headers)
+                .unwrap_or_default(),
+        )?;
+        let compression = parse_compression(
+            self.otlp_compression
+                .as_deref()
+                .or(fallbacks.compression)
+                .unwrap_or_default(),
+        )?;
+        let endpoint = match (&self.otlp_endpoint, fallbacks.endpoint) {
             (Some(full), _) if !full.is_empty() => Some(full.clone()),
             (_, Some(base)) if !base.is_empty() => {
                 Some(format!("{}/v1/traces", base.trim_end_matches('/')))
@@ -76,7 +154,8 @@ impl TracingArgs {
         let export = endpoint
             .map(|endpoint| {
                 let bad = |reason| EndpointError {
-                    endpoint: endpoint.clone(),
+                    what: "endpoint",
+                    value: endpoint.clone(),
                     reason,
                 };
                 let uri: Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
@@ -89,6 +168,8 @@ impl TracingArgs {
                         .unwrap_or_else(|| default_service.to_owned()),
                     interval: Duration::from_secs(1),
                     timeout: Duration::from_secs(5),
+                    headers,
+                    compression,
                 })
             })
             .transpose()?;
@@ -128,14 +209,20 @@ mod tests {
     #[test]
     fn no_endpoint_means_no_export() {
         let settings = args(&["--otlp-endpoint", ""])
-            .settings_with("api", None)
+            .settings_with("api", &Fallbacks::default())
             .unwrap();
         assert!(settings.export.is_none());
     }
 
     #[test]
     fn the_traces_endpoint_wins_and_the_base_gets_v1_traces() {
-        let base = args(&[]).settings_with("api", Some("http://127.0.0.1:4318/"));
+        let base = args(&[]).settings_with(
+            "api",
+            &Fallbacks {
+                endpoint: Some("http://127.0.0.1:4318/"),
+                ..Fallbacks::default()
+            },
+        );
         let export = base.unwrap().export.unwrap();
         assert_eq!(export.endpoint, "http://127.0.0.1:4318/v1/traces");
         assert_eq!(export.service_name, "api");
@@ -145,7 +232,13 @@ mod tests {
             "--otel-service-name",
             "shop",
         ])
-        .settings_with("api", Some("http://127.0.0.1:4318"))
+        .settings_with(
+            "api",
+            &Fallbacks {
+                endpoint: Some("http://127.0.0.1:4318"),
+                ..Fallbacks::default()
+            },
+        )
         .unwrap()
         .export
         .unwrap();
@@ -162,15 +255,65 @@ mod tests {
     fn bad_endpoints_and_ratios_are_refused() {
         assert!(
             args(&["--otlp-endpoint", "https://c:4318/v1/traces"])
-                .settings_with("a", None)
+                .settings_with("a", &Fallbacks::default())
                 .is_err()
         );
         assert!(
             args(&["--otlp-endpoint", "not a url"])
-                .settings_with("a", None)
+                .settings_with("a", &Fallbacks::default())
                 .is_err()
         );
         assert!(Flags::try_parse_from(["bin", "--trace-sample-ratio", "1.5"]).is_err());
         assert_eq!(args(&["--trace-sample-ratio", "0.5"]).sample_ratio, 0.5);
+    }
+
+    #[test]
+    fn headers_and_compression_come_from_the_flag_or_the_generic_variable() {
+        let fallbacks = Fallbacks {
+            endpoint: Some("http://127.0.0.1:4318"),
+            headers: Some("x-generic=1"),
+            compression: Some("gzip"),
+        };
+        let export = args(&[
+            "--otlp-headers",
+            "Authorization=Bearer%20t0k%3Den, x-tenant = shop ",
+        ])
+        .settings_with("api", &fallbacks)
+        .unwrap()
+        .export
+        .unwrap();
+        let headers: Vec<(String, String)> = (export.headers.iter())
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("authorization".to_owned(), "Bearer t0k=en".to_owned()),
+                ("x-tenant".to_owned(), "shop".to_owned())
+            ]
+        );
+        assert_eq!(export.compression, Compression::Gzip);
+        let generic = args(&["--otlp-compression", "none"])
+            .settings_with("api", &fallbacks)
+            .unwrap()
+            .export
+            .unwrap();
+        assert_eq!(generic.headers.len(), 1);
+        assert_eq!(generic.compression, Compression::None);
+    }
+
+    #[test]
+    fn bad_headers_and_compressions_are_refused() {
+        for flags in [
+            ["--otlp-headers", "no-equals-sign"],
+            ["--otlp-headers", "bad name=1"],
+            ["--otlp-headers", "x=%0Abroken"],
+            ["--otlp-compression", "zstd"],
+        ] {
+            let error = args(&flags)
+                .settings_with("a", &Fallbacks::default())
+                .unwrap_err();
+            assert!(error.to_string().starts_with("invalid OTLP "), "{error}");
+        }
     }
 }

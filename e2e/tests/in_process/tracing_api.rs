@@ -22,6 +22,8 @@ fn settings(ratio: f64, endpoint: Option<String>) -> traces::Settings {
             service_name: "sidecar".into(),
             interval: Duration::from_millis(50),
             timeout: Duration::from_millis(300),
+            headers: Vec::new(),
+            compression: traces::Compression::None,
         }),
     }
 }

@@ -22,6 +22,8 @@ pub fn settings(ratio: f64, endpoint: Option<String>) -> traces::Settings {
             service_name: "sidecar".into(),
             interval: Duration::from_millis(50),
             timeout: Duration::from_millis(300),
+            headers: Vec::new(),
+            compression: traces::Compression::None,
         }),
     }
 }
@@ -278,4 +280,35 @@ async fn a_slow_collector_changes_no_response_and_its_drops_are_counted() {
     .await;
     drops_all(&sidecar, 20).await;
     assert!(receiver.spans().is_empty());
+}
+
+#[tokio::test]
+async fn export_headers_and_gzip_reach_the_collector() {
+    let stub = Stub::start().await;
+    let receiver = Receiver::start().await;
+    let mut settings = settings(1.0, Some(receiver.endpoint()));
+    let export = settings.export.as_mut().unwrap();
+    export.headers = vec![(
+        http::HeaderName::from_static("authorization"),
+        http::HeaderValue::from_static("Bearer t0ken"),
+    )];
+    export.compression = traces::Compression::Gzip;
+    let sidecar = Sidecar::start_traced(&stub.url(), ROUTES, settings).await;
+
+    let (traceparent, _) = get_traced(&sidecar.url("/items/6"), &[]).await;
+    let trace = traces::TraceParent::parse(traceparent[0].as_bytes())
+        .unwrap()
+        .trace_id
+        .to_string();
+    // The receiver decodes only what it gunzipped: the span proves the body was gzip.
+    let spans = receiver
+        .wait_for("the span", Duration::from_secs(5), |s| !s.is_empty())
+        .await;
+    assert_eq!(spans[0].trace_id(), trace);
+    let exports = receiver.export_headers();
+    assert!(!exports.is_empty());
+    for headers in exports {
+        assert_eq!(headers["content-encoding"], "gzip");
+        assert_eq!(headers["authorization"], "Bearer t0ken");
+    }
 }
