@@ -4,8 +4,9 @@
 //! service → `on_response_headers` (may answer locally while the head has not left) →
 //! `on_response_body` (opt-in) → `on_response_trailers` (when the response had trailers) →
 //! `on_log` → `on_done` → `on_delete` when the response body has been sent. Request trailers go
-//! to `on_request_trailers` after `on_request_body`, to the plugins that buffer the body. Responses the sidecar makes itself below
-//! this layer (502/503/504) go through the same response callbacks.
+//! to `on_request_trailers` after `on_request_body`, to the plugins that buffer the body.
+//! Responses the sidecar makes itself below this layer (502/503/504) go through the same
+//! response callbacks. This file holds the request side; `respond.rs` the response side.
 //!
 //! Fail-open throughout: a plugin that faults, times out or is being replaced drops out of the
 //! request, which carries on unchanged. Response callbacks run in reverse plugin order, as
@@ -21,17 +22,21 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::future::Either;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::Body as _;
 use tower::{Layer, Service};
 
-use super::body::{Collected, Observed, collect, rebuild, replay_failed};
+use super::body::{Collected, collect, rebuild, replay_failed};
+use super::config::PluginConfig;
 use super::plugin::Plugin;
 use super::set::{PluginSet, WorkerSnapshot};
-use super::state::{LocalResponse, Pairs, RequestInfo};
-use super::stream::{ActiveStream, Ending, Outcome};
+use super::state::{LocalResponse, RequestInfo};
+use super::stream::{ActiveStream, Outcome};
 use crate::RouteTemplate;
-use crate::body::{Body, BoxError};
+use crate::body::Body;
+
+mod respond;
+use respond::{local_response, respond};
 
 /// Wraps a service with the plugin set.
 #[derive(Clone, Debug)]
@@ -119,51 +124,46 @@ fn request_info(parts: &mut http::request::Parts) -> RequestInfo {
     }
 }
 
-/// Replaces `headers` with the guest's map (pseudo-headers are not headers; invalid names or
-/// values are skipped).
-fn apply_pairs(headers: &mut HeaderMap, pairs: &Pairs) {
-    headers.clear();
-    for (name, value) in pairs.iter().filter(|(k, _)| !k.starts_with(':')) {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            (Ok(name), Ok(value)) => {
-                headers.append(name, value);
-            }
-            _ => tracing::debug!(header = %name, "plugin set an invalid header; skipped"),
-        }
-    }
-}
-
-fn local_response(local: LocalResponse) -> Response<Body> {
-    let mut response = Response::new(crate::body::full(local.body));
-    *response.status_mut() =
-        StatusCode::from_u16(local.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    apply_pairs(response.headers_mut(), &local.headers);
-    response
-}
-
-/// The 502 for a response body that broke off while it was being buffered.
-fn broken_body(error: BoxError) -> Response<Body> {
-    tracing::debug!(%error, "response body broke off while plugins were buffering it; answering 502");
-    let mut response = Response::new(crate::body::full("upstream response body broke off\n"));
-    *response.status_mut() = StatusCode::BAD_GATEWAY;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain"),
-    );
-    response
-        .extensions_mut()
-        .insert(crate::BrokenBody(Arc::new(error)));
-    response
-}
-
 /// Whether a phase paused and, after waiting, produced a local response.
 async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
     if outcome.paused && outcome.local.is_none() {
         stream.wait_resumed(outcome).await;
     }
+}
+
+/// One body phase (the request's, or the response's in reverse plugin order): each plugin that
+/// opted in (`wants`) and whose limit the body fits is called with it; a body a guest changed
+/// replaces `data` and `content-length` in `headers`; a local reply ends the phase and is
+/// returned.
+async fn body_phase<'a>(
+    streams: impl Iterator<Item = &'a ActiveStream>,
+    wants: fn(&PluginConfig) -> bool,
+    data: &mut Bytes,
+    headers: &mut Arc<HeaderMap>,
+    call: impl Fn(&ActiveStream, &[u8]) -> Option<Outcome>,
+) -> Option<LocalResponse> {
+    for stream in streams {
+        let config = stream.plugin().config();
+        if !wants(config) {
+            continue;
+        }
+        if data.len() > config.body_limit_bytes {
+            tracing::debug!(plugin = %config.name, "body over the plugin's limit; not observed");
+            continue;
+        }
+        let Some(mut outcome) = call(stream, data) else {
+            continue;
+        };
+        settle(stream, &mut outcome).await;
+        if let Some(changed) = outcome.body {
+            *data = Bytes::from(changed);
+            Arc::make_mut(headers).insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
+        }
+        if outcome.local.is_some() {
+            return outcome.local;
+        }
+    }
+    None
 }
 
 /// The inner service's call, boxed.
@@ -208,28 +208,14 @@ async fn filter(
         body = match collect(body, limit).await {
             Collected::Complete { mut data, trailers } => {
                 let trailer_map = trailers.clone().map(Arc::new);
-                for stream in &streams {
-                    if !stream.plugin().config().request_body {
-                        continue;
-                    }
-                    if data.len() > stream.plugin().config().body_limit_bytes {
-                        tracing::debug!(plugin = %stream.plugin().config().name, "request body over the plugin's limit; not observed");
-                        continue;
-                    }
-                    let Some(mut outcome) = stream.request_body(&data, trailer_map.clone()) else {
-                        continue;
-                    };
-                    settle(stream, &mut outcome).await;
-                    if let Some(changed) = outcome.body {
-                        data = Bytes::from(changed);
-                        Arc::make_mut(&mut headers)
-                            .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
-                    }
-                    if outcome.local.is_some() {
-                        local = outcome.local;
-                        break;
-                    }
-                }
+                local = body_phase(
+                    streams.iter(),
+                    |config| config.request_body,
+                    &mut data,
+                    &mut headers,
+                    |stream, data| stream.request_body(data, trailer_map.clone()),
+                )
+                .await;
                 // Envoy's order: trailers after the body, to the plugins that saw the body.
                 if let (None, Some(map)) = (&local, &trailer_map) {
                     for stream in &streams {
@@ -275,106 +261,4 @@ async fn filter(
         respond(streams, &mut response, details).await;
     }
     Ok(response)
-}
-
-/// Response phases (reverse plugin order), then hooks the end-of-request callbacks to the body.
-/// A local reply asked for while the response head has not left (`on_response_headers`,
-/// `on_response_body`) replaces the response, as in Envoy; the phases stop there.
-async fn respond(
-    streams: Vec<ActiveStream>,
-    response: &mut Response<Body>,
-    mut details: &'static str,
-) {
-    let mut code = response.status().as_u16();
-    let mut headers = Arc::new(std::mem::take(response.headers_mut()));
-    let mut late = None;
-    let mut broken = None;
-    for stream in streams.iter().rev() {
-        let Some(mut outcome) = stream.response_headers(code, &headers, details) else {
-            continue;
-        };
-        settle(stream, &mut outcome).await;
-        if let Some(changed) = outcome.headers {
-            headers = changed;
-        }
-        if outcome.local.is_some() {
-            late = outcome.local;
-            break;
-        }
-    }
-    let body_limit = streams
-        .iter()
-        .filter(|s| s.plugin().config().response_body)
-        .map(|s| s.plugin().config().body_limit_bytes)
-        .max();
-    if let (None, Some(limit), false) = (&late, body_limit, response.body().is_end_stream()) {
-        let body = std::mem::replace(response.body_mut(), crate::body::empty());
-        *response.body_mut() = match collect(body, limit).await {
-            Collected::Complete { mut data, trailers } => {
-                for stream in streams.iter().rev() {
-                    if !stream.plugin().config().response_body
-                        || data.len() > stream.plugin().config().body_limit_bytes
-                    {
-                        continue;
-                    }
-                    let Some(mut outcome) = stream.response_body(&data) else {
-                        continue;
-                    };
-                    settle(stream, &mut outcome).await;
-                    if let Some(changed) = outcome.body {
-                        data = Bytes::from(changed);
-                        Arc::make_mut(&mut headers)
-                            .insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
-                    }
-                    if outcome.local.is_some() {
-                        late = outcome.local;
-                        break;
-                    }
-                }
-                rebuild(data, trailers)
-            }
-            Collected::TooLarge(body) => {
-                tracing::debug!(
-                    limit,
-                    "response body over the body limit; plugins do not observe it"
-                );
-                body
-            }
-            // Nothing has reached the client: a clean 502 instead of a head and a broken body.
-            Collected::Failed(_, error) => {
-                broken = Some(error);
-                crate::body::empty()
-            }
-        };
-    }
-    if let Some(error) = broken {
-        *response = broken_body(error);
-        code = response.status().as_u16();
-        headers = Arc::new(std::mem::take(response.headers_mut()));
-        details = "upstream_body_broken";
-    } else if let Some(local) = late {
-        // The upstream's response is dropped unread: the client gets the plugin's answer.
-        *response = local_response(local);
-        code = response.status().as_u16();
-        headers = Arc::new(std::mem::take(response.headers_mut()));
-        details = "wasm_local_reply";
-    }
-    // The views keep theirs for `on_log`; the client gets a copy.
-    *response.headers_mut() = (*headers).clone();
-    let body = std::mem::replace(response.body_mut(), crate::body::empty());
-    *response.body_mut() = Observed::wrap(
-        body,
-        Box::new(move |sent, trailers| {
-            let ending = Ending {
-                code: Some(code),
-                details: Some(details),
-                headers: Some(headers),
-                sent,
-                trailers: trailers.map(Arc::new),
-            };
-            for stream in streams {
-                stream.finish(&ending);
-            }
-        }),
-    );
 }
