@@ -14,6 +14,9 @@
   env:
     - name: RUST_LOG
       value: {{ .Values.sidecar.logLevel | quote }}
+    {{- if .Values.tracing.otlpHeadersSecret }}
+    {{- include "redside.tracingEnv" .Values.tracing | nindent 4 }}
+    {{- end }}
     {{- with .Values.sidecar.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -70,5 +73,19 @@ exemplars), export only with an endpoint. */}}
 {{- end }}
 {{- with .container.serviceName }}
 - {{ printf "--otel-service-name=%s" . | quote }}
+{{- end }}
+{{- with .tracing.otlpCompression }}
+- {{ printf "--otlp-compression=%s" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* OTEL_EXPORTER_OTLP_TRACES_HEADERS from tracing.otlpHeadersSecret, for both containers. */}}
+{{- define "redside.tracingEnv" -}}
+{{- with .otlpHeadersSecret -}}
+- name: OTEL_EXPORTER_OTLP_TRACES_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: {{ $.otlpHeadersSecretKey | quote }}
 {{- end }}
 {{- end }}
