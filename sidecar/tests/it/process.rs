@@ -6,34 +6,71 @@ use testkit::process::UnixSignal as Signal;
 
 use crate::stub::Stub;
 
+/// The real binary on free ports, started with `args` and `envs` and ready (`/readyz`).
+struct Running {
+    process: testkit::Process,
+    port: u16,
+    admin_port: u16,
+}
+
+impl Running {
+    async fn start(args: &[&str], envs: &[(&str, String)], ready_within: Duration) -> Running {
+        let (port, admin_port) = (testkit::free_port(), testkit::free_port());
+        let (listen, admin) = (
+            format!("127.0.0.1:{port}"),
+            format!("127.0.0.1:{admin_port}"),
+        );
+        let all_args = [&["--listen", &listen, "--admin-listen", &admin][..], args].concat();
+        let mut process = testkit::Process::spawn(
+            env!("CARGO_BIN_EXE_sidecar"),
+            &all_args,
+            envs.iter().map(|(k, v)| (*k, v.as_str())),
+        );
+        process
+            .wait_ready(
+                &format!("http://127.0.0.1:{admin_port}/readyz"),
+                ready_within,
+            )
+            .await
+            .unwrap();
+        Running {
+            process,
+            port,
+            admin_port,
+        }
+    }
+
+    fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.admin_port)
+    }
+
+    /// After a signal: one more scrape lets the admin listener stop without waiting for
+    /// final_scrape_wait; then the exit status.
+    async fn exit_status(&mut self) -> std::process::ExitStatus {
+        let _ = testkit::http::get(&self.metrics_url()).await;
+        self.process
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn sigterm_lets_the_in_flight_request_finish_then_exits_cleanly() {
     let stub = Stub::start().await;
-    let (port, admin_port) = (testkit::free_port(), testkit::free_port());
-    let mut process = testkit::Process::spawn(
-        env!("CARGO_BIN_EXE_sidecar"),
+    let mut sidecar = Running::start(
+        &[],
         &[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin_port}"),
-        ],
-        [
             ("SIDECAR_UPSTREAM", stub.url()),
             ("RUST_LOG", "info".into()),
         ],
-    );
-    process
-        .wait_ready(
-            &format!("http://127.0.0.1:{admin_port}/readyz"),
-            Duration::from_secs(20),
-        )
-        .await
-        .unwrap();
+        Duration::from_secs(20),
+    )
+    .await;
 
-    let url = format!("http://127.0.0.1:{port}/slow/600");
+    let url = format!("http://127.0.0.1:{}/slow/600", sidecar.port);
     let pending = tokio::spawn(async move { testkit::http::get(&url).await });
-    let metrics = format!("http://127.0.0.1:{admin_port}/metrics");
+    let metrics = sidecar.metrics_url();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let scrape =
@@ -48,25 +85,16 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_cleanly() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    process.signal(Signal::SIGTERM);
+    sidecar.process.signal(Signal::SIGTERM);
     let response = pending
         .await
         .unwrap()
         .expect("in-flight request failed on SIGTERM");
     assert_eq!(response.status, 200);
-    // One more scrape lets the admin listener stop without waiting for final_scrape_wait.
-    let _ = testkit::http::get(&metrics).await;
-    let status = process.wait_exit(Duration::from_secs(10)).await.unwrap();
-    assert!(
-        status.success(),
-        "exit status {status}: {}",
-        process.output_text()
-    );
-    assert!(
-        process.output_text().contains("SIGTERM"),
-        "{}",
-        process.output_text()
-    );
+    let status = sidecar.exit_status().await;
+    let output = sidecar.process.output_text();
+    assert!(status.success(), "exit status {status}: {output}");
+    assert!(output.contains("SIGTERM"), "{output}");
 }
 
 #[tokio::test]
@@ -134,34 +162,20 @@ async fn wasm_cache_dir_keeps_compiled_plugins_across_restarts() {
     .unwrap();
     let mut after_first = Vec::new();
     for start in 0..2 {
-        let (port, admin_port) = (testkit::free_port(), testkit::free_port());
-        let mut process = testkit::Process::spawn(
-            env!("CARGO_BIN_EXE_sidecar"),
+        let mut sidecar = Running::start(
+            &["--config", config.to_str().unwrap()],
             &[
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-listen",
-                &format!("127.0.0.1:{admin_port}"),
-                "--config",
-                config.to_str().unwrap(),
-            ],
-            [
                 ("SIDECAR_UPSTREAM", stub.url()),
                 ("SIDECAR_WASM_CACHE_DIR", cache.display().to_string()),
             ],
-        );
-        process
-            .wait_ready(
-                &format!("http://127.0.0.1:{admin_port}/readyz"),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap();
-        let response = testkit::http::get(&format!("http://127.0.0.1:{port}/hello"))
+            Duration::from_secs(30),
+        )
+        .await;
+        let response = testkit::http::get(&format!("http://127.0.0.1:{}/hello", sidecar.port))
             .await
             .unwrap();
         assert_eq!(response.status, 200);
-        let metrics = format!("http://127.0.0.1:{admin_port}/metrics");
+        let metrics = sidecar.metrics_url();
         let scrape =
             testkit::Scrape::parse(&testkit::http::get(&metrics).await.unwrap().text()).unwrap();
         assert_eq!(
@@ -176,9 +190,8 @@ async fn wasm_cache_dir_keeps_compiled_plugins_across_restarts() {
         } else {
             assert_eq!(modules, after_first, "the restart compiled again");
         }
-        process.signal(Signal::SIGTERM);
-        let _ = testkit::http::get(&metrics).await;
-        let status = process.wait_exit(Duration::from_secs(10)).await.unwrap();
-        assert!(status.success(), "{}", process.output_text());
+        sidecar.process.signal(Signal::SIGTERM);
+        let status = sidecar.exit_status().await;
+        assert!(status.success(), "{}", sidecar.process.output_text());
     }
 }
