@@ -29,7 +29,8 @@
 //! - `body`: the boxed streaming body type the stack shares.
 //! - `openapi`: route templates from the upstream's OpenAPI document.
 //! - `admin`: the admin listener (`/metrics`, `/healthz`, `/readyz`, `/routes`, `POST /reload`).
-//! - `reload`: SIGHUP / `POST /reload`.
+//! - `reload`: SIGHUP / `POST /reload`, and start-up's OpenAPI and gRPC method loads (the first
+//!   reload).
 //! - the Proxy-Wasm host is the `wasm_host` crate; its [`PluginLayer`](wasm_host::PluginLayer)
 //!   sits in `stack`, and the RED layer inserts the [`RouteTemplate`](wasm_host::RouteTemplate)
 //!   it reads.
@@ -65,8 +66,8 @@ use tracing::{info, warn};
 pub use config::{Cli, Config, ConfigError};
 
 use crate::{
-    admin::Admin, config::OpenApiConfig, grpc::methods::MethodLoader, proxy::UpstreamClient,
-    reload::Reloader, routes::Routes, stack::Stack, workers::Workers,
+    admin::Admin, grpc::methods::MethodLoader, reload::Reloader, routes::Routes, stack::Stack,
+    workers::Workers,
 };
 
 /// How long the admin listener waits for its own connections once the proxy has drained.
@@ -89,7 +90,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let client = proxy::client(&config.file.limits);
-    let (routes, openapi_later) = initial_routes(&config, &client).await?;
+    // The configured routes; the OpenAPI document's templates are the reloader's first load.
+    let routes =
+        Routes::new(reload::route_table(&config.file, &[]).context("building the route table")?);
 
     let mut registry = Registry::default();
     process_metrics::register(&mut registry);
@@ -109,6 +112,11 @@ pub async fn run(
             stack.grpc_methods(),
         ),
     );
+    if matches!(&config.file.openapi, Some(o) if o.required) {
+        reloader.load_openapi().await.context(
+            "loading route templates from the upstream's OpenAPI document (openapi.required = true)",
+        )?;
+    }
     if matches!(&config.file.grpc_reflection, Some(r) if r.required) {
         reloader.load_grpc_methods().await.context(
             "loading the gRPC methods from the upstream's server reflection (grpc_reflection.required = true)",
@@ -122,7 +130,7 @@ pub async fn run(
         config.upstream.clone(),
     );
 
-    let mut tasks = background_tasks(reloader, openapi_later, client, &config);
+    let mut tasks = background_tasks(reloader, &config);
     info!(
         listen = ?proxy_listener.local_addr().ok(),
         admin = ?admin_listener.local_addr().ok(),
@@ -134,28 +142,6 @@ pub async fn run(
     tasks.abort_all();
     info!("sidecar stopped");
     Ok(())
-}
-
-/// The route table start-up serves with: the configured routes, plus the OpenAPI document's
-/// templates when it is required (fetched now, failing start-up when it can't be). An optional
-/// document comes back to be fetched in the background instead.
-async fn initial_routes(
-    config: &Config,
-    client: &UpstreamClient,
-) -> anyhow::Result<(Routes, Option<OpenApiConfig>)> {
-    let (openapi_now, openapi_later) = match &config.file.openapi {
-        Some(openapi) if openapi.required => {
-            let templates = openapi::fetch_with_retries(client, &config.upstream, openapi).await.context(
-                "loading route templates from the upstream's OpenAPI document (openapi.required = true)",
-            )?;
-            (templates, None)
-        }
-        Some(openapi) => (Vec::new(), Some(openapi.clone())),
-        None => (Vec::new(), None),
-    };
-    let table =
-        reload::route_table(&config.file, &openapi_now).context("building the route table")?;
-    Ok((Routes::new(table), openapi_later))
 }
 
 /// Starts the wasm runtime (its metrics into `registry`), gives it the clusters, and loads the
@@ -175,15 +161,10 @@ fn load_plugins(config: &Config, registry: &mut Registry) -> anyhow::Result<wasm
     .context("loading plugins")
 }
 
-/// What runs beside the listeners until the sidecar stops: reload on SIGHUP, fetching an
-/// optional OpenAPI document, whose templates are then added to the route table, and an
-/// optional gRPC method list (labels come from paths until it arrives).
-fn background_tasks(
-    reloader: Reloader,
-    openapi_later: Option<OpenApiConfig>,
-    client: UpstreamClient,
-    config: &Config,
-) -> JoinSet<()> {
+/// What runs beside the listeners until the sidecar stops: reload on SIGHUP, and the optional
+/// loads start-up did not wait for: the OpenAPI document (its templates join the route table
+/// when it arrives) and the gRPC method list (labels come from paths until it arrives).
+fn background_tasks(reloader: Reloader, config: &Config) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     tasks.spawn(reloader.clone().on_sighup());
     if matches!(&config.file.grpc_reflection, Some(r) if !r.required) {
@@ -193,18 +174,14 @@ fn background_tasks(
             let _ = reloader.load_grpc_methods().await;
         });
     }
-    if let Some(openapi) = openapi_later {
-        let upstream = config.upstream.clone();
+    if matches!(&config.file.openapi, Some(o) if !o.required) {
         tasks.spawn(async move {
-            match openapi::fetch_with_retries(&client, &upstream, &openapi).await {
-                Ok(templates) => {
-                    if let Err(error) = reloader.add_openapi(&templates).await {
-                        warn!(%error, "cannot add the OpenAPI templates");
-                    }
-                }
-                Err(error) => {
-                    warn!(%error, "no OpenAPI document; serving with the configured routes only")
-                }
+            // An unavailable document was logged where it was handled, and is no error.
+            if let Err(error) = reloader.load_openapi().await {
+                warn!(
+                    error = format!("{error:#}"),
+                    "cannot add the OpenAPI templates"
+                );
             }
         });
     }

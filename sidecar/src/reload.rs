@@ -1,8 +1,8 @@
 //! Reloading: SIGHUP or `POST /reload` re-reads the TOML file (and the upstream's OpenAPI
 //! document and gRPC server reflection), builds a new route table and gRPC method set and swaps
 //! them in. Requests in flight keep the label they were given; nothing is dropped. A reload that
-//! fails keeps everything as it was. Start-up's gRPC method load is the first of these
-//! ([`Reloader::load_grpc_methods`]), under the same policy.
+//! fails keeps everything as it was. Start-up's OpenAPI and gRPC method loads are the first of
+//! these ([`Reloader::load_openapi`], [`Reloader::load_grpc_methods`]), under the same policy.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::{
     config::{FileConfig, Upstream},
     grpc::{methods::MethodLoader, reflection::ReflectionError},
-    openapi,
+    openapi::{self, OpenApiError},
     proxy::UpstreamClient,
     routes::{RouteError, RouteSource, RouteTable, Routes},
 };
@@ -95,20 +95,13 @@ impl Reloader {
             Some(path) => FileConfig::read(path)?,
             None => inner.initial.clone(),
         };
-        let openapi = match &file.openapi {
-            None => Vec::new(),
-            Some(config) => {
-                match openapi::fetch(&inner.client, &inner.upstream, &config.url_path).await {
-                    Ok(templates) => templates,
-                    Err(error) if config.required => {
-                        return Err(error).context("reloading the OpenAPI document");
-                    }
-                    Err(error) => {
-                        warn!(%error, "OpenAPI document unavailable; keeping the templates loaded before");
-                        self.current_openapi_templates()
-                    }
-                }
-            }
+        let openapi = match self
+            .openapi_templates(&file, false)
+            .await
+            .context("reloading the OpenAPI document")?
+        {
+            Some(templates) => templates,
+            None => self.current_openapi_templates(),
         };
         let table = route_table(&file, &openapi)?;
         let grpc_methods = (inner.grpc_methods)
@@ -146,16 +139,52 @@ impl Reloader {
         Ok(report)
     }
 
-    /// Adds templates fetched after start-up (the OpenAPI document was not required and came
-    /// late) to the start-up configuration's table.
+    /// Start-up's OpenAPI load: the document with the start-up configuration's retries, its
+    /// templates then added to the start-up configuration's table. Start-up awaits it when the
+    /// document is required, else runs it beside the listeners (the configured routes serve
+    /// meanwhile). The fetch does not hold the reload lock: a reload need not wait out the
+    /// retries.
     ///
     /// # Errors
-    /// A configured template the router rejects (can't happen: it was accepted at start-up).
-    pub(crate) async fn add_openapi(&self, templates: &[String]) -> Result<(), RouteError> {
+    /// A required document that can't be fetched, or a table the router rejects.
+    pub(crate) async fn load_openapi(&self) -> anyhow::Result<()> {
+        let Some(templates) = self.openapi_templates(&self.0.initial, true).await? else {
+            return Ok(());
+        };
         let _one_at_a_time = self.0.lock.lock().await;
-        let table = route_table(&self.0.initial, templates)?;
+        let table = route_table(&self.0.initial, &templates).context("building the route table")?;
         self.0.routes.replace(table);
         Ok(())
+    }
+
+    /// The OpenAPI templates `file` asks for: none without an `openapi` section, else the
+    /// document's, fetched once or (`retry`) up to `openapi.attempts` times. An optional document
+    /// that can't be had is logged here: `None`, keep the templates loaded before.
+    ///
+    /// # Errors
+    /// A required document that can't be fetched.
+    async fn openapi_templates(
+        &self,
+        file: &FileConfig,
+        retry: bool,
+    ) -> Result<Option<Vec<String>>, OpenApiError> {
+        let Some(config) = &file.openapi else {
+            return Ok(Some(Vec::new()));
+        };
+        let (client, upstream) = (&self.0.client, &self.0.upstream);
+        let fetched = if retry {
+            openapi::fetch_with_retries(client, upstream, config).await
+        } else {
+            openapi::fetch(client, upstream, &config.url_path).await
+        };
+        match fetched {
+            Ok(templates) => Ok(Some(templates)),
+            Err(error) if config.required => Err(error),
+            Err(error) => {
+                warn!(%error, "OpenAPI document unavailable; keeping the templates loaded before (at start-up: the configured routes only)");
+                Ok(None)
+            }
+        }
     }
 
     /// Start-up's gRPC method load, with the start-up configuration's retries; reloads make the

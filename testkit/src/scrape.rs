@@ -209,6 +209,32 @@ impl Scrape {
     }
 }
 
+/// The text of `url`'s `/metrics`, asked for as Prometheus asks (OpenMetrics from the sidecar,
+/// exemplars included), once `done` holds for it; every scrape must parse.
+///
+/// # Panics
+/// After 5 s without `done`, with the last scrape; on a scrape that fails or does not parse.
+pub async fn openmetrics_until(url: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = crate::http::scrape(url)
+            .await
+            .unwrap_or_else(|error| panic!("GET {url}: {error:#}"))
+            .text();
+        if let Err(error) = Scrape::parse(&text) {
+            panic!("{url}: {error:#}\n{text}");
+        }
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "last scrape:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn labels_of<V>(
     names: &[String],
     sample: &openmetrics_parser::Sample<V>,

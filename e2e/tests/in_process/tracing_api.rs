@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use testkit::{exemplars::exemplars, otlp::Receiver};
 
-use testkit::Scrape;
-
 use crate::stack::Sidecar;
 
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -25,26 +23,6 @@ fn settings(ratio: f64, endpoint: Option<String>) -> traces::Settings {
             headers: Vec::new(),
             compression: traces::Compression::None,
         }),
-    }
-}
-
-/// The OpenMetrics scrape, once `done` holds for its text (valid OpenMetrics, checked).
-async fn openmetrics_until(sidecar: &Sidecar, done: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = testkit::http::scrape(&sidecar.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text();
-        Scrape::parse(&text).unwrap();
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "last scrape:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -121,7 +99,10 @@ async fn the_sidecars_and_the_apis_spans_form_one_trace() {
         Some("INSERT")
     );
 
-    let sidecar_text = openmetrics_until(&sidecar, |t| !exemplars(t).is_empty()).await;
+    let sidecar_text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |t| {
+        !exemplars(t).is_empty()
+    })
+    .await;
     assert_eq!(exemplars(&sidecar_text)[0].trace_id, TRACE);
     let api_text = testkit::http::scrape(&format!("http://{api_addr}/metrics"))
         .await

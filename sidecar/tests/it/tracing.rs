@@ -43,26 +43,6 @@ async fn get_traced(url: &str, headers: &[(&str, &str)]) -> (Vec<String>, Vec<St
     (header("traceparent"), header("tracestate"))
 }
 
-/// The OpenMetrics scrape, once `done` holds for its text (valid OpenMetrics, checked).
-pub async fn openmetrics_until(sidecar: &Sidecar, done: impl Fn(&str) -> bool) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = testkit::http::scrape(&sidecar.admin_url("/metrics"))
-            .await
-            .unwrap()
-            .text();
-        Scrape::parse(&text).unwrap();
-        if done(&text) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "last scrape:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_sampled_parent_goes_on_with_the_sidecars_span_and_becomes_an_exemplar() {
     let stub = Stub::start().await;
@@ -97,7 +77,10 @@ async fn a_sampled_parent_goes_on_with_the_sidecars_span_and_becomes_an_exemplar
     );
     assert_eq!(tracestate, ["vendor=opaque"]);
 
-    let text = openmetrics_until(&sidecar, |text| !exemplars(text).is_empty()).await;
+    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
+        !exemplars(text).is_empty()
+    })
+    .await;
     let found = exemplars(&text);
     let [exemplar] = found.as_slice() else {
         panic!("one exemplar: {found:#?}")
@@ -209,7 +192,10 @@ async fn unsampled_and_malformed_parents_leave_no_exemplar_and_no_span() {
         .await;
     let ids: Vec<String> = spans.iter().map(|s| s.trace_id()).collect();
     assert_eq!(ids, [marker]);
-    let text = openmetrics_until(&sidecar, |text| !exemplars(text).is_empty()).await;
+    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
+        !exemplars(text).is_empty()
+    })
+    .await;
     let ids: Vec<String> = exemplars(&text).into_iter().map(|e| e.trace_id).collect();
     assert_eq!(ids, [marker], "{text}");
 }

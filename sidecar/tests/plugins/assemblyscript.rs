@@ -4,15 +4,11 @@
 //! empty plugin configuration is the host's own test (`wasm-host/tests/host/assemblyscript.rs`).
 
 use crate::scripted::{echo_upstream, get};
-use crate::sidecar::{Sidecar, dist, faults};
+use crate::sidecar::{Sidecar, faults};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_assemblyscript_plugin_counts_status_classes_next_to_a_rust_plugin() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["as-status", "fault-drill"] {
-        std::fs::copy(dist(name), dir.path().join(format!("{name}.wasm"))).unwrap();
-    }
     let toml = r#"
 [[plugins]]
 name = "as-status"
@@ -23,7 +19,7 @@ configuration = "tag=tagged"
 name = "drill"
 path = "fault-drill.wasm"
 "#;
-    let sidecar = Sidecar::start(upstream.addr, dir.path(), toml).await;
+    let sidecar = Sidecar::start(upstream.addr, toml).await;
     for path in ["/items", "/items/1", "/items/2", "/missing", "/missing"] {
         let (status, headers, _) = get(&sidecar.url(path), &[]).await;
         let expected = if path == "/missing" { 404 } else { 200 };
@@ -89,8 +85,6 @@ async fn memory_after(sidecar: &Sidecar, answered: usize) -> f64 {
 async fn the_assemblyscript_plugin_memory_stays_flat_over_thousands_of_requests() {
     const PAGE: f64 = 65536.0;
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(dist("as-status"), dir.path().join("as-status.wasm")).unwrap();
     // One instance, so the gauge is the memory of the instance that saw every request.
     let toml = r#"
 [[plugins]]
@@ -99,7 +93,7 @@ path = "as-status.wasm"
 configuration = "count"
 instances = 1
 "#;
-    let sidecar = Sidecar::start(upstream.addr, dir.path(), toml).await;
+    let sidecar = Sidecar::start(upstream.addr, toml).await;
     send(&sidecar, 300, 4).await;
     let warm = memory_after(&sidecar, 300).await;
     send(&sidecar, 6000, 4).await;

@@ -3,8 +3,6 @@
 //! allows or denies on its answer. The auth service down, slow or answering 500 reaches the
 //! plugin as Envoy reports it (an answer with no headers, or the status), never as a trap.
 
-use std::path::Path;
-
 use crate::scripted::{auth_service, closed_port, echo_upstream, get};
 use crate::sidecar::{CalloutToml, Sidecar};
 
@@ -16,14 +14,15 @@ fn faults(scrape: &testkit::scrape::Scrape) -> f64 {
     crate::sidecar::faults(scrape, "auth")
 }
 
-fn toml(dir: &Path, auth: std::net::SocketAddr, config: &str, cluster_extra: &str) -> String {
+fn toml(auth: std::net::SocketAddr, config: &str, cluster_extra: &str) -> String {
     CalloutToml {
         module: "callout-auth",
         plugin: "auth",
         cluster: ("auth", auth),
         cluster_extra,
+        service: false,
     }
-    .text(dir, config)
+    .text(config)
 }
 
 fn decisions(scrape: &testkit::scrape::Scrape, decision: &str) -> f64 {
@@ -35,13 +34,7 @@ fn decisions(scrape: &testkit::scrape::Scrape, decision: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auth_plugin_allows_denies_and_fails_closed_on_the_services_answers() {
     let (upstream, auth) = (echo_upstream().await, auth_service().await);
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(
-        upstream.addr,
-        dir.path(),
-        &toml(dir.path(), auth.addr, "auth 500", ""),
-    )
-    .await;
+    let sidecar = Sidecar::start(upstream.addr, &toml(auth.addr, "auth 500", "")).await;
 
     // Allowed: the request reaches the upstream with the service's header, body and trailer.
     let (status, _, body) = get(&sidecar.url("/items"), &[("x-user", "alice")]).await;
@@ -99,13 +92,7 @@ async fn the_auth_plugin_allows_denies_and_fails_closed_on_the_services_answers(
 async fn a_service_that_is_down_is_an_answer_with_no_headers() {
     let upstream = echo_upstream().await;
     let down = closed_port().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(
-        upstream.addr,
-        dir.path(),
-        &toml(dir.path(), down, "auth 1000", ""),
-    )
-    .await;
+    let sidecar = Sidecar::start(upstream.addr, &toml(down, "auth 1000", "")).await;
     for _ in 0..3 {
         let (status, headers, _) = get(&sidecar.url("/items"), &[("x-user", "alice")]).await;
         assert_eq!(
@@ -122,16 +109,9 @@ async fn a_service_that_is_down_is_an_answer_with_no_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_over_the_clusters_cap_fail_at_once_and_an_unknown_cluster_is_refused() {
     let (upstream, auth) = (echo_upstream().await, auth_service().await);
-    let dir = tempfile::tempdir().unwrap();
     let sidecar = Sidecar::start(
         upstream.addr,
-        dir.path(),
-        &toml(
-            dir.path(),
-            auth.addr,
-            "auth 1000",
-            "max_concurrent_calls = 1",
-        ),
+        &toml(auth.addr, "auth 1000", "max_concurrent_calls = 1"),
     )
     .await;
     // The first slow call holds the only permit for its 1 s timeout; the second, sent while
@@ -157,9 +137,7 @@ async fn calls_over_the_clusters_cap_fail_at_once_and_an_unknown_cluster_is_refu
     assert_eq!(status, 200);
 
     // A cluster the TOML does not declare: `dispatch_http_call` returns an error.
-    sidecar
-        .reload(&toml(dir.path(), auth.addr, "nowhere 1000", ""))
-        .await;
+    sidecar.reload(&toml(auth.addr, "nowhere 1000", "")).await;
     let (status, headers, _) = get(&url, &[("x-user", "alice")]).await;
     assert_eq!(
         (status, &headers["x-auth"]),

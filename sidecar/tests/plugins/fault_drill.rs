@@ -3,22 +3,19 @@
 //! memory. Each fault costs only that request: no client sees a difference, the plugin sees
 //! every other request (its own counter), and every fault is counted by kind.
 
-use std::path::Path;
-
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 
-use crate::sidecar::{Sidecar, dist};
+use crate::sidecar::Sidecar;
 use crate::upstream::{Upstream, answer};
 
 const KINDS: [&str; 5] = ["trap", "deadline", "memory", "instantiate", "pause_timeout"];
 
-/// `[[plugins]]` entries named `name` running the built module `module` (copied into `dir`).
-fn plugins_toml(dir: &Path, plugins: &[(&str, &str)]) -> String {
+/// `[[plugins]]` entries named `name` running the built module `module`.
+fn plugins_toml(plugins: &[(&str, &str)]) -> String {
     plugins
         .iter()
         .map(|(name, module)| {
-            std::fs::copy(dist(module), dir.join(format!("{module}.wasm"))).unwrap();
             format!(
                 "[[plugins]]\nname = \"{name}\"\npath = \"{module}.wasm\"\nmemory_limit_mib = 16\n"
             )
@@ -53,13 +50,7 @@ fn faults(scrape: &testkit::scrape::Scrape, plugin: &str, kind: &str) -> Option<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_faulting_on_one_request_in_ten_misses_none_of_the_others() {
     let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(
-        upstream.addr,
-        dir.path(),
-        &plugins_toml(dir.path(), &[("drill", "fault-drill")]),
-    )
-    .await;
+    let sidecar = Sidecar::start(upstream.addr, &plugins_toml(&[("drill", "fault-drill")])).await;
     let base = sidecar.url("");
 
     // 16 clients at once, 30 requests each; every tenth request asks for a fault, in turn a
@@ -131,30 +122,18 @@ async fn a_plugin_faulting_on_one_request_in_ten_misses_none_of_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_series_read_zero_for_every_plugin_and_kind_from_load_and_reload() {
     let upstream = Upstream::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(
-        upstream.addr,
-        dir.path(),
-        &plugins_toml(dir.path(), &[("first", "fault-drill")]),
-    )
-    .await;
+    let sidecar = Sidecar::start(upstream.addr, &plugins_toml(&[("first", "fault-drill")])).await;
     let scrape = sidecar.scrape().await;
     for kind in KINDS {
         assert_eq!(faults(&scrape, "first", kind), Some(0.0), "first, {kind}");
     }
 
-    std::fs::write(
-        &sidecar.config_path,
-        plugins_toml(
-            dir.path(),
-            &[("first", "fault-drill"), ("second", "client-slo")],
-        ),
-    )
-    .unwrap();
-    let reply = testkit::http::post(&format!("http://{}/reload", sidecar.admin), "")
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200, "{}", reply.text());
+    sidecar
+        .reload(&plugins_toml(&[
+            ("first", "fault-drill"),
+            ("second", "client-slo"),
+        ]))
+        .await;
     let scrape = sidecar.scrape().await;
     for plugin in ["first", "second"] {
         for kind in KINDS {

@@ -7,7 +7,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -115,18 +114,19 @@ async fn slow_service() -> (Grpc, Seen) {
     (server, seen)
 }
 
-fn toml(dir: &Path, health: SocketAddr, config: &str) -> String {
-    toml_with(dir, health, config, "")
+fn toml(health: SocketAddr, config: &str) -> String {
+    toml_with(health, config, "")
 }
 
-fn toml_with(dir: &Path, health: SocketAddr, config: &str, cluster_extra: &str) -> String {
+fn toml_with(health: SocketAddr, config: &str, cluster_extra: &str) -> String {
     CalloutToml {
         module: "grpc-auth",
         plugin: "grpc-auth",
         cluster: ("health", health),
         cluster_extra,
+        service: false,
     }
-    .text(dir, config)
+    .text(config)
 }
 
 fn decisions(scrape: &testkit::scrape::Scrape, decision: &str) -> f64 {
@@ -158,11 +158,9 @@ async fn ask(sidecar: &Sidecar) -> (u16, String, String) {
 async fn serving_allows_and_not_serving_or_not_found_denies() {
     let upstream = echo_upstream().await;
     let (health, reporter) = health_service().await;
-    let dir = tempfile::tempdir().unwrap();
     let sidecar = Sidecar::start(
         upstream.addr,
-        dir.path(),
-        &toml(dir.path(), health.addr, "health redside.Items 1000"),
+        &toml(health.addr, "health redside.Items 1000"),
     )
     .await;
 
@@ -185,11 +183,7 @@ async fn serving_allows_and_not_serving_or_not_found_denies() {
 
     // NOT_FOUND: the health service's error, its status and message as the plugin read them.
     sidecar
-        .reload(&toml(
-            dir.path(),
-            health.addr,
-            "health redside.Missing 1000",
-        ))
+        .reload(&toml(health.addr, "health redside.Missing 1000"))
         .await;
     let (status, grpc_status, body) = ask(&sidecar).await;
     assert_eq!(
@@ -210,13 +204,7 @@ async fn serving_allows_and_not_serving_or_not_found_denies() {
 async fn a_cluster_that_is_down_is_unavailable_and_an_unknown_one_a_dispatch_error() {
     let upstream = echo_upstream().await;
     let down = closed_port().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(
-        upstream.addr,
-        dir.path(),
-        &toml(dir.path(), down, "health redside.Items 1000"),
-    )
-    .await;
+    let sidecar = Sidecar::start(upstream.addr, &toml(down, "health redside.Items 1000")).await;
     for _ in 0..2 {
         let (status, grpc_status, _) = ask(&sidecar).await;
         assert_eq!((status, grpc_status.as_str()), (403, "14"), "UNAVAILABLE");
@@ -227,7 +215,7 @@ async fn a_cluster_that_is_down_is_unavailable_and_an_unknown_one_a_dispatch_err
 
     // A cluster the TOML does not declare: `dispatch_grpc_call` returns an error, no trap.
     sidecar
-        .reload(&toml(dir.path(), down, "nowhere redside.Items 1000"))
+        .reload(&toml(down, "nowhere redside.Items 1000"))
         .await;
     let (status, headers, _) = get(&sidecar.url("/items"), &[]).await;
     assert_eq!(
@@ -243,12 +231,9 @@ async fn a_cluster_that_is_down_is_unavailable_and_an_unknown_one_a_dispatch_err
 async fn a_server_slower_than_the_plugins_timeout_is_deadline_exceeded_and_holds_the_cap() {
     let upstream = echo_upstream().await;
     let (slow, seen) = slow_service().await;
-    let dir = tempfile::tempdir().unwrap();
     let sidecar = Sidecar::start(
         upstream.addr,
-        dir.path(),
         &toml_with(
-            dir.path(),
             slow.addr,
             "health redside.Items 1000",
             "max_concurrent_calls = 1",

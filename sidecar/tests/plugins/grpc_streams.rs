@@ -6,7 +6,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,24 +18,17 @@ use tonic_health::ServingStatus;
 
 use crate::grpc_callouts::{Grpc, health_service, serve_h2};
 use crate::scripted::{closed_port, echo_upstream};
-use crate::sidecar::{Sidecar, callouts, dist, faults};
+use crate::sidecar::{CalloutToml, Sidecar, callouts, faults};
 
-fn toml(dir: &Path, health: SocketAddr, config: &str) -> String {
-    std::fs::copy(dist("grpc-watch"), dir.join("grpc-watch.wasm")).unwrap();
-    format!(
-        r#"
-[[clusters]]
-name = "health"
-address = "{health}"
-connect_timeout_ms = 200
-
-[[plugins]]
-name = "grpc-watch"
-kind = "service"
-path = "grpc-watch.wasm"
-configuration = "{config}"
-"#
-    )
+fn toml(health: SocketAddr, config: &str) -> String {
+    CalloutToml {
+        module: "grpc-watch",
+        plugin: "grpc-watch",
+        cluster: ("health", health),
+        cluster_extra: "",
+        service: true,
+    }
+    .text(config)
 }
 
 /// What the scripted server got: path, headers and the whole request body.
@@ -75,21 +67,16 @@ fn value(scrape: &Scrape, name: &str) -> f64 {
     scrape.value(name, &[]).unwrap_or(0.0)
 }
 
-async fn start(
-    health: SocketAddr,
-    config: &str,
-) -> (Sidecar, crate::scripted::Server, tempfile::TempDir) {
+async fn start(health: SocketAddr, config: &str) -> (Sidecar, crate::scripted::Server) {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar =
-        Sidecar::start(upstream.addr, dir.path(), &toml(dir.path(), health, config)).await;
-    (sidecar, upstream, dir)
+    let sidecar = Sidecar::start(upstream.addr, &toml(health, config)).await;
+    (sidecar, upstream)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_stream_follows_status_changes_until_the_plugin_cancels_it() {
     let (health, reporter) = health_service().await;
-    let (sidecar, _upstream, _dir) = start(health.addr, "health Watch redside.Items 3").await;
+    let (sidecar, _upstream) = start(health.addr, "health Watch redside.Items 3").await;
 
     let scrape = sidecar
         .scrape_until(|s| value(s, "grpc_watch_messages_total") == 1.0)
@@ -130,7 +117,7 @@ async fn a_watch_stream_follows_status_changes_until_the_plugin_cancels_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_sends_the_plugins_message_and_is_read_to_its_trailers() {
     let (server, seen) = scripted_stream_service().await;
-    let (sidecar, _upstream, _dir) = start(server.addr, "health Watch redside.Items 0").await;
+    let (sidecar, _upstream) = start(server.addr, "health Watch redside.Items 0").await;
     let scrape = sidecar
         .scrape_until(|s| {
             value(s, "grpc_watch_closes_total") == 1.0
@@ -165,7 +152,7 @@ async fn a_stream_sends_the_plugins_message_and_is_read_to_its_trailers() {
 async fn an_unknown_method_closes_with_its_trailing_status_and_a_down_cluster_with_unavailable() {
     // tonic answers an unknown method trailers-only, with grpc-status 12 UNIMPLEMENTED.
     let (health, _reporter) = health_service().await;
-    let (sidecar, _upstream, _dir) = start(health.addr, "health Nope redside.Items 0").await;
+    let (sidecar, _upstream) = start(health.addr, "health Nope redside.Items 0").await;
     // The host counts a stream's end before the plugin's callback, but one scrape is not a
     // snapshot: wait for both.
     let scrape = sidecar
@@ -179,7 +166,7 @@ async fn an_unknown_method_closes_with_its_trailing_status_and_a_down_cluster_wi
     assert_eq!(value(&scrape, "grpc_watch_messages_total"), 0.0);
 
     let down = closed_port().await;
-    let (sidecar, _upstream, _dir) = start(down, "health Watch redside.Items 0").await;
+    let (sidecar, _upstream) = start(down, "health Watch redside.Items 0").await;
     let scrape = sidecar
         .scrape_until(|s| {
             value(s, "grpc_watch_closes_total") == 1.0

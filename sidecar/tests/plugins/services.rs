@@ -4,13 +4,10 @@
 //! publishes the count as a gauge on its tick; restarted after a fault like any plugin; and
 //! the queue's bound, with drops counted.
 
-use std::path::Path;
-
 use crate::scripted::{echo_upstream, get};
-use crate::sidecar::{Sidecar, dist};
+use crate::sidecar::{Sidecar, faults};
 
-fn toml(dir: &Path, service_config: &str, extra: &str) -> String {
-    std::fs::copy(dist("queue-tally"), dir.join("queue-tally.wasm")).unwrap();
+fn toml(service_config: &str, extra: &str) -> String {
     format!(
         r#"
 [[plugins]]
@@ -35,8 +32,7 @@ fn gauge(scrape: &testkit::scrape::Scrape) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_singleton_counts_what_filters_enqueue_and_survives_a_fault() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path(), "service", "")).await;
+    let sidecar = Sidecar::start(upstream.addr, &toml("service", "")).await;
 
     // Ticks run with no traffic at all: the gauge is published at 0.
     sidecar.scrape_until(|s| gauge(s) == 0.0).await;
@@ -100,13 +96,7 @@ async fn a_singleton_counts_what_filters_enqueue_and_survives_a_fault() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_drops_and_counts_what_does_not_fit() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(
-        upstream.addr,
-        dir.path(),
-        &toml(dir.path(), "service-hold", "queue_capacity = 4"),
-    )
-    .await;
+    let sidecar = Sidecar::start(upstream.addr, &toml("service-hold", "queue_capacity = 4")).await;
     for _ in 0..10 {
         assert_eq!(get(&sidecar.url("/items"), &[]).await.0, 200);
     }
@@ -115,27 +105,18 @@ async fn a_full_queue_drops_and_counts_what_does_not_fit() {
         scrape.value("sidecar_plugin_queue_drops_total", &[("plugin", "tally")]),
         Some(6.0)
     );
-    let faults: f64 = ["tally", "tally-filter"]
-        .iter()
-        .flat_map(|p| {
-            scrape
-                .series("sidecar_plugin_faults_total")
-                .into_iter()
-                .filter(move |s| s.labels.get("plugin").map(String::as_str) == Some(*p))
-                .map(|s| s.value)
-        })
-        .sum();
-    assert_eq!(faults, 0.0);
+    assert_eq!(
+        faults(&scrape, "tally") + faults(&scrape, "tally-filter"),
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_worker_service_starts_every_instance_without_traffic() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
     let sidecar = Sidecar::start(
         upstream.addr,
-        dir.path(),
-        &toml(dir.path(), "service", "singleton = false\ninstances = 3"),
+        &toml("service", "singleton = false\ninstances = 3"),
     )
     .await;
     // Three root contexts configured and ticking, before any request.
@@ -153,21 +134,16 @@ async fn a_per_worker_service_starts_every_instance_without_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_removes_a_service_stops_its_ticks() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path(), "service", "")).await;
+    let sidecar = Sidecar::start(upstream.addr, &toml("service", "")).await;
     let ticks = [("plugin", "tally"), ("callback", "proxy_on_tick")];
     sidecar
         .scrape_until(|s| s.value("sidecar_plugin_callbacks_total", &ticks) >= Some(3.0))
         .await;
 
     // Only the filter is left.
-    let filter_only = toml(dir.path(), "service", "");
+    let filter_only = toml("service", "");
     let filter_only = &filter_only[..filter_only.find("\n[[plugins]]\nname = \"tally\"").unwrap()];
-    std::fs::write(&sidecar.config_path, filter_only).unwrap();
-    let reply = testkit::http::post(&format!("http://{}/reload", sidecar.admin), "")
-        .await
-        .unwrap();
-    assert_eq!(reply.status, 200, "{}", reply.text());
+    sidecar.reload(filter_only).await;
     let tick_count =
         |s: &testkit::scrape::Scrape| s.value("sidecar_plugin_callbacks_total", &ticks);
     // A tick already under way may still land; after that, none (the period is 20 ms).

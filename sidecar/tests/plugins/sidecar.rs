@@ -1,40 +1,50 @@
-//! The sidecar in-process on 127.0.0.1:0 ([`InProcess`]) with its TOML file in a directory,
-//! and the example plugins from `plugins/dist/`.
+//! The sidecar in-process on 127.0.0.1:0 ([`InProcess`]) with its TOML file in a directory of
+//! its own, next to the example plugins it names, copied from `plugins/dist/`.
 
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::path::Path;
 
 use sidecar::test_support::InProcess;
+use tempfile::TempDir;
 use testkit::scrape::Scrape;
 
 pub use testkit::plugins::dist;
 
 /// The sidecar in-process ([`InProcess`]: its addresses, `url`, the file's path), its TOML
-/// file in a directory.
-pub struct Sidecar(InProcess);
+/// file in a directory that lives as long as it.
+pub struct Sidecar {
+    process: InProcess,
+    /// The TOML file and the modules it names.
+    dir: TempDir,
+}
 
 impl Deref for Sidecar {
     type Target = InProcess;
     fn deref(&self) -> &InProcess {
-        &self.0
+        &self.process
     }
 }
 
 impl Sidecar {
-    pub async fn start(upstream: SocketAddr, dir: &Path, toml: &str) -> Sidecar {
+    /// Starts the sidecar in front of `upstream` with `toml`, whose `[[plugins]]` paths name
+    /// modules of `plugins/dist/` (`path = "client-slo.wasm"`).
+    pub async fn start(upstream: SocketAddr, toml: &str) -> Sidecar {
+        let dir = tempfile::tempdir().unwrap();
+        copy_modules(dir.path(), toml);
         let upstream = format!("http://{upstream}");
-        let config_path = dir.join("sidecar.toml");
+        let config_path = dir.path().join("sidecar.toml");
         let tracing = traces::Settings::default();
-        Sidecar(
-            InProcess::start(&upstream, config_path, toml, tracing)
-                .await
-                .unwrap(),
-        )
+        let process = InProcess::start(&upstream, config_path, toml, tracing)
+            .await
+            .unwrap();
+        Sidecar { process, dir }
     }
 
-    /// Writes `toml` as the sidecar's file and reloads it; the reload must succeed.
+    /// Writes `toml` as the sidecar's file (with the modules it names) and reloads it; the
+    /// reload must succeed.
     pub async fn reload(&self, toml: &str) {
+        copy_modules(self.dir.path(), toml);
         std::fs::write(&self.config_path, toml).unwrap();
         let reply = testkit::http::post(&format!("http://{}/reload", self.admin), "")
             .await
@@ -77,9 +87,20 @@ pub fn faults(scrape: &Scrape, plugin: &str) -> f64 {
         .sum()
 }
 
+/// Copies the modules `toml`'s `[[plugins]]` name from `plugins/dist/` into `dir`.
+fn copy_modules(dir: &Path, toml: &str) {
+    let file: toml::Table = toml::from_str(toml).unwrap();
+    let plugins = file.get("plugins").and_then(|p| p.as_array());
+    for plugin in plugins.into_iter().flatten() {
+        let path = plugin["path"].as_str().unwrap();
+        let module = path.strip_suffix(".wasm").unwrap();
+        std::fs::copy(dist(module), dir.join(path)).unwrap();
+    }
+}
+
 /// A sidecar TOML with one `[[clusters]]` entry and one example plugin that calls out to it.
 pub struct CalloutToml<'a> {
-    /// The module in `plugins/dist/`, copied next to the TOML.
+    /// The module in `plugins/dist/`.
     pub module: &'a str,
     /// The `[[plugins]]` name.
     pub plugin: &'a str,
@@ -87,15 +108,22 @@ pub struct CalloutToml<'a> {
     pub cluster: (&'a str, SocketAddr),
     /// Extra lines of the cluster entry.
     pub cluster_extra: &'a str,
+    /// A service (root context only) rather than a filter, whose requests wait for its
+    /// callouts up to 5 s.
+    pub service: bool,
 }
 
 impl CalloutToml<'_> {
-    /// The TOML text with the plugin's `configuration`; copies the module into `dir`.
-    pub fn text(&self, dir: &Path, configuration: &str) -> String {
+    /// The TOML text with the plugin's `configuration`.
+    pub fn text(&self, configuration: &str) -> String {
         let module = self.module;
-        std::fs::copy(dist(module), dir.join(format!("{module}.wasm"))).unwrap();
         let (name, address) = self.cluster;
         let (plugin, extra) = (self.plugin, self.cluster_extra);
+        let role = if self.service {
+            "kind = \"service\""
+        } else {
+            "pause_timeout_ms = 5000"
+        };
         format!(
             r#"
 [[clusters]]
@@ -108,7 +136,7 @@ connect_timeout_ms = 200
 name = "{plugin}"
 path = "{module}.wasm"
 configuration = "{configuration}"
-pause_timeout_ms = 5000
+{role}
 "#
         )
     }

@@ -5,9 +5,6 @@
 //! has left, is refused (the client's answer is unchanged; the SDK traps on the refusal); an
 //! HTTP/2 gRPC-shaped request is shown to plugins as Envoy shows it (`:method`, `:path`,
 //! `:authority`, `request.protocol`).
-
-use std::path::Path;
-
 use bytes::Bytes;
 use http::Request;
 use http_body_util::BodyExt;
@@ -15,18 +12,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::scripted::{echo_upstream, get, raw_trailers_upstream, with_trailers};
-use crate::sidecar::{Sidecar, dist};
+use crate::sidecar::Sidecar;
 
-fn toml(dir: &Path) -> String {
-    std::fs::copy(dist("trailer-watch"), dir.join("trailer-watch.wasm")).unwrap();
-    r#"
+const TOML: &str = r#"
 [[plugins]]
 name = "watch"
 path = "trailer-watch.wasm"
 request_body = true
-"#
-    .into()
-}
+"#;
 
 fn seen(scrape: &testkit::scrape::Scrape, side: &str, name: &str) -> Option<f64> {
     scrape.value("trailers_seen_total", &[("side", side), ("name", name)])
@@ -35,8 +28,7 @@ fn seen(scrape: &testkit::scrape::Scrape, side: &str, name: &str) -> Option<f64>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_and_response_trailers_reach_their_callbacks() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path())).await;
+    let sidecar = Sidecar::start(upstream.addr, TOML).await;
 
     // A chunked request with two trailers.
     let client = Client::builder(TokioExecutor::new()).build_http();
@@ -55,8 +47,7 @@ async fn request_and_response_trailers_reach_their_callbacks() {
 
     // A response with trailers (from another upstream), read to its end.
     let raw = raw_trailers_upstream().await;
-    let dir2 = tempfile::tempdir().unwrap();
-    let second = Sidecar::start(raw.addr, dir2.path(), &toml(dir2.path())).await;
+    let second = Sidecar::start(raw.addr, TOML).await;
     let (status, _, body) = get(&second.url("/trailers"), &[]).await;
     assert_eq!((status, body.as_str()), (200, "hello"));
     let scrape = second
@@ -74,8 +65,7 @@ async fn request_and_response_trailers_reach_their_callbacks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_reply_before_the_head_leaves_replaces_the_response_and_a_later_one_is_refused() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path())).await;
+    let sidecar = Sidecar::start(upstream.addr, TOML).await;
 
     let (status, headers, body) = get(&sidecar.url("/items"), &[("x-late", "headers")]).await;
     assert_eq!((status, body.as_str()), (418, "replaced late\n"));
@@ -95,8 +85,7 @@ async fn a_local_reply_before_the_head_leaves_replaces_the_response_and_a_later_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_see_http2_and_grpc_requests_as_envoy_shows_them() {
     let upstream = echo_upstream().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sidecar = Sidecar::start(upstream.addr, dir.path(), &toml(dir.path())).await;
+    let sidecar = Sidecar::start(upstream.addr, TOML).await;
     let authority = sidecar.proxy.to_string();
 
     // HTTP/2 with prior knowledge, a gRPC-shaped call (the way gRPC clients connect).

@@ -3,22 +3,14 @@
 //! instance). Slot locks are `std::sync::Mutex`es held only during synchronous guest calls,
 //! never across an `.await`.
 //!
-//! A fault (trap, deadline, memory) costs only the callback that faulted, as Envoy's
-//! `FAIL_RELOAD`: the slot's instance is discarded (a trapped guest is corrupt), the fault is
-//! counted by kind and logged with the plugin's last CRITICAL line, and a fresh instance is
-//! started from the `InstancePre` right away, so the next request runs on it. Contexts of other
-//! requests that lived on the discarded instance are gone with it (those requests carry on
-//! without the plugin). Backoff applies only when starting an instance fails (instantiate,
-//! `on_vm_start` or `on_configure` fails or traps): counted as `instantiate`, logged, retried
-//! after 200 ms doubling to 30 s; meanwhile requests pass without that slot's plugin
-//! (fail-open). Tick timers, HTTP callouts and shared-queue deliveries run as tokio tasks
-//! per slot ([`tasks`]). A service plugin (root context only) starts every slot at load and
-//! retries a failed start on its own, since no request will.
+//! A fault costs only the callback that faulted: the slot's instance is replaced at once, and a
+//! failed start backs off ([`slot`]). Tick timers, HTTP callouts and shared-queue deliveries run
+//! as tokio tasks per slot ([`tasks`]). A service plugin (root context only) starts every slot
+//! at load.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::{Engine, InstancePre};
 
@@ -27,42 +19,10 @@ use super::metrics::host::{Callback, FaultKind, HostMetrics, PluginHandles};
 use super::queues::Owner;
 use super::state::{HostState, PluginShared};
 
+mod slot;
 mod tasks;
 
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-struct Slot {
-    instance: Option<PluginInstance>,
-    generation: u64,
-    retry_at: Option<Instant>,
-    /// Consecutive failures to start an instance (the backoff's exponent).
-    start_failures: u32,
-    /// The root context's tick period, if it asked for one.
-    tick: Option<Duration>,
-    /// Whether a timer task serves this slot's current generation.
-    ticking: bool,
-}
-
-/// A slot on its own cache lines: workers lock their own slots, and must not share a line.
-#[repr(align(128))]
-struct Padded(Mutex<Slot>);
-
-/// This thread's preferred slot number (modulo the pool size): each proxy worker is one thread,
-/// so each worker keeps to its own instance and its lock stays uncontended.
-fn home_slot() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static HOME: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-    HOME.with(|home| {
-        home.get().unwrap_or_else(|| {
-            let index = NEXT.fetch_add(1, Ordering::Relaxed);
-            home.set(Some(index));
-            index
-        })
-    })
-}
+use slot::{Padded, Slot, home_slot};
 
 /// Where a request's context lives: slot index and the instance generation it was created on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,16 +73,7 @@ impl Plugin {
         let handles = PluginHandles::new(metrics, &shared.config.name);
         let count = shared.config.instance_count();
         let slots = (0..count)
-            .map(|_| {
-                Padded(Mutex::new(Slot {
-                    instance: None,
-                    generation: 0,
-                    retry_at: None,
-                    start_failures: 0,
-                    tick: None,
-                    ticking: false,
-                }))
-            })
+            .map(|_| Padded(Mutex::new(Slot::empty())))
             .collect();
         let mut failure = None;
         // Built cyclic: the canary's `on_configure` may register a queue, whose owner is this.
@@ -287,85 +238,6 @@ impl Plugin {
                 self.replace(slot, index, fault);
                 None
             }
-        }
-    }
-
-    /// Starts an instance in an empty slot unless a failed start's backoff is running.
-    fn ensure_started(&self, slot: &mut Slot, index: usize) {
-        if slot.instance.is_some() || slot.retry_at.is_some_and(|at| Instant::now() < at) {
-            return;
-        }
-        let owner = Owner {
-            plugin: self.this.clone(),
-            slot: index,
-            generation: slot.generation,
-        };
-        match PluginInstance::start(
-            &self.engine,
-            &self.pre,
-            self.shared.clone(),
-            self.handles.for_slot(index),
-            owner,
-        ) {
-            Ok(instance) => {
-                slot.instance = Some(instance);
-                slot.retry_at = None;
-                slot.start_failures = 0;
-                // A replacement's root context re-arms its tick timer right away.
-                self.after_call(slot, index);
-            }
-            Err(fault) => self.start_failed(slot, index, fault),
-        }
-    }
-
-    /// A callback faulted: discard the instance and start a fresh one now.
-    fn replace(&self, slot: &mut Slot, index: usize, fault: Fault) {
-        self.handles.fault(fault.kind);
-        tracing::error!(
-            plugin = %self.shared.config.name,
-            kind = fault.kind.label(),
-            error = %fault.message,
-            last_critical = fault.last_critical.as_deref().unwrap_or(""),
-            "plugin instance faulted; the request goes on without it and the next one runs on a fresh instance"
-        );
-        slot.instance = None;
-        slot.generation += 1;
-        slot.tick = None;
-        slot.ticking = false;
-        slot.retry_at = None;
-        self.ensure_started(slot, index);
-    }
-
-    /// Starting an instance failed: count it, log it, retry after a backoff.
-    fn start_failed(&self, slot: &mut Slot, index: usize, fault: Fault) {
-        self.handles.fault(FaultKind::Instantiate);
-        slot.start_failures = slot.start_failures.saturating_add(1);
-        let backoff = BACKOFF_BASE
-            .saturating_mul(1 << (slot.start_failures - 1).min(8))
-            .min(BACKOFF_MAX);
-        tracing::error!(
-            plugin = %self.shared.config.name,
-            kind = FaultKind::Instantiate.label(),
-            error = %fault.message,
-            last_critical = fault.last_critical.as_deref().unwrap_or(""),
-            retry_in = ?backoff,
-            "starting a plugin instance failed; requests pass without it until a retry succeeds"
-        );
-        slot.retry_at = Some(Instant::now() + backoff);
-        // Nothing else would retry a service: no request ever asks for its instances.
-        if self.service
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let (plugin, generation) = (self.this.clone(), slot.generation);
-            runtime.spawn(async move {
-                tokio::time::sleep(backoff).await;
-                if let Some(plugin) = plugin.upgrade() {
-                    let mut slot = plugin.lock(index);
-                    if slot.generation == generation {
-                        plugin.ensure_started(&mut slot, index);
-                    }
-                }
-            });
         }
     }
 
