@@ -41,6 +41,20 @@ pub(crate) fn read(
     Ok(data[range(ptr, len, data.len())?].to_vec())
 }
 
+/// Runs `f` with the host state and the `len` bytes at `ptr`, borrowed in place: what a
+/// hostcall only reads (a header name, a property path) needs no copy on the heap.
+pub(crate) fn with_bytes<R>(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+    f: impl FnOnce(&HostState, &[u8]) -> R,
+) -> Result<R, Status> {
+    let memory = memory(caller)?;
+    let (data, state) = memory.data_and_store_mut(caller);
+    let bytes = &data[range(ptr, len, data.len())?];
+    Ok(f(state, bytes))
+}
+
 /// Copies a guest string (lossy UTF-8 is the caller's choice: names must be valid).
 pub(crate) fn read_str(
     caller: &mut Caller<'_, HostState>,

@@ -7,6 +7,7 @@
 use std::time::UNIX_EPOCH;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use smallvec::SmallVec;
 
 use super::abi::MapType;
 use super::pairs::{self, MapView};
@@ -58,7 +59,8 @@ fn headers_size(view: MapView<'_>) -> u64 {
 
 /// The value at `path` for the hostcall's effective context.
 pub(crate) fn get(state: &HostState, path: &[u8]) -> Option<Vec<u8>> {
-    let segments: Vec<&[u8]> = path.split(|b| *b == 0).collect();
+    // Paths have two or three segments: kept on the stack.
+    let segments: SmallVec<[&[u8]; 4]> = path.split(|b| *b == 0).collect();
     let config = &state.plugin.config;
     match segments.as_slice() {
         [b"plugin_name"] => return Some(config.name.clone().into_bytes()),

@@ -19,6 +19,32 @@ fn read_key(c: &mut C<'_>, ptr: i32, len: i32) -> Result<String, Status> {
     Ok(String::from_utf8_lossy(&read(c, ptr, len)?).to_ascii_lowercase())
 }
 
+/// Runs `f` with the host state and the key at `ptr` lower-cased (a header read is the commonest
+/// hostcall: its name is not copied to the heap).
+fn with_key<R>(
+    c: &mut C<'_>,
+    ptr: i32,
+    len: i32,
+    f: impl FnOnce(&HostState, &str) -> R,
+) -> Result<R, Status> {
+    memory::with_bytes(c, ptr, len, |state, bytes| {
+        lowercased(bytes, |key| f(state, key))
+    })
+}
+
+/// `bytes` lower-cased, as `read_key` makes it: on the stack when short and valid UTF-8.
+fn lowercased<R>(bytes: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    let mut short = [0u8; 64];
+    if let Some(key) = short.get_mut(..bytes.len()) {
+        key.copy_from_slice(bytes);
+        key.make_ascii_lowercase();
+        if let Ok(key) = std::str::from_utf8(key) {
+            return f(key);
+        }
+    }
+    f(&String::from_utf8_lossy(bytes).to_ascii_lowercase())
+}
+
 /// A guest's header, if the sidecar can carry it.
 fn header(name: &[u8], value: &[u8]) -> Option<(HeaderName, HeaderValue)> {
     match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
@@ -75,16 +101,18 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "env",
         "proxy_get_header_map_value",
         |mut c: C<'_>, map: i32, kptr: i32, klen: i32, ret_ptr: i32, ret_len: i32| -> HostResult {
-            let key = match read_key(&mut c, kptr, klen) {
-                Ok(key) => key,
+            // NotFound, not BadArgument, when the map is missing in this phase (envoy#26485).
+            let value = with_key(&mut c, kptr, klen, |state, key| {
+                MapType::from_i32(map).and_then(|m| {
+                    state
+                        .with_map(m, |view| view.get(key).map(<[u8]>::to_vec))
+                        .flatten()
+                })
+            });
+            let value = match value {
+                Ok(value) => value,
                 Err(s) => return Ok(code(s)),
             };
-            // NotFound, not BadArgument, when the map is missing in this phase (envoy#26485).
-            let value = MapType::from_i32(map).and_then(|m| {
-                c.data()
-                    .with_map(m, |view| view.get(&key).map(<[u8]>::to_vec))
-                    .flatten()
-            });
             match value {
                 Some(value) => copy_out(&mut c, &value, ret_ptr, ret_len),
                 None => Ok(code(Status::NotFound)),
@@ -143,4 +171,33 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lowercased;
+
+    fn owned(bytes: &[u8]) -> String {
+        lowercased(bytes, str::to_owned)
+    }
+
+    #[test]
+    fn keys_are_lower_cased_on_the_stack_or_on_the_heap_alike() {
+        assert_eq!(owned(b"User-Agent"), "user-agent");
+        assert_eq!(owned(b":Path"), ":path");
+        assert_eq!(owned(b""), "");
+        let long = "X-".repeat(40);
+        assert_eq!(
+            owned(long.as_bytes()),
+            "x-".repeat(40),
+            "past the stack buffer"
+        );
+        let edge = "A".repeat(64);
+        assert_eq!(owned(edge.as_bytes()), "a".repeat(64));
+        assert_eq!(
+            owned(b"X-\xff"),
+            "x-\u{fffd}",
+            "invalid UTF-8 reads lossily"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use wasmtime::Linker;
 
 use super::{C, code, ok};
 use crate::abi::Status;
-use crate::memory::{HostResult, copy_out, read};
+use crate::memory::{HostResult, copy_out, read, with_bytes};
 use crate::properties;
 use crate::state::HostState;
 
@@ -16,13 +16,11 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "env",
         "proxy_get_property",
         |mut c: C<'_>, ptr: i32, len: i32, ret_ptr: i32, ret_len: i32| -> HostResult {
-            let path = match read(&mut c, ptr, len) {
-                Ok(path) => path,
-                Err(s) => return Ok(code(s)),
-            };
-            match properties::get(c.data(), &path) {
-                Some(value) => copy_out(&mut c, &value, ret_ptr, ret_len),
-                None => Ok(code(Status::NotFound)),
+            // The path is read in place; only the value is copied (to the guest, below).
+            match with_bytes(&mut c, ptr, len, properties::get) {
+                Ok(Some(value)) => copy_out(&mut c, &value, ret_ptr, ret_len),
+                Ok(None) => Ok(code(Status::NotFound)),
+                Err(s) => Ok(code(s)),
             }
         },
     )?;
