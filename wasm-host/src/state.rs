@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::HeaderMap;
 use rustc_hash::FxHashMap;
 use wasmtime::{Memory, TypedFunc};
@@ -254,8 +255,8 @@ impl Stream {
 pub(crate) struct Buffer {
     /// Which one.
     pub kind: BufferType,
-    /// Its bytes.
-    pub bytes: Vec<u8>,
+    /// Its bytes (shared with the body they came from; copied only when the guest writes).
+    pub bytes: Bytes,
     /// Set when the guest replaced part of it.
     pub changed: bool,
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderMap;
 
 use super::abi::{Action, BufferType, MapType};
@@ -24,7 +25,7 @@ pub(crate) struct Outcome {
     /// Replacement headers for the phase's map, if the guest changed them.
     pub headers: Option<Arc<HeaderMap>>,
     /// Replacement body, if the guest changed it.
-    pub body: Option<Vec<u8>>,
+    pub body: Option<Bytes>,
     /// A local response the guest asked for.
     pub local: Option<LocalResponse>,
     /// The header map of the phase (what a guest may still change while paused).
@@ -165,7 +166,7 @@ impl ActiveStream {
     /// `on_request_body` with the whole body (and trailers, readable as a map).
     pub(crate) fn request_body(
         &self,
-        data: &[u8],
+        data: &Bytes,
         trailers: Option<Arc<HeaderMap>>,
     ) -> Option<Outcome> {
         if !self.plugin().exports(Callback::RequestBody) {
@@ -178,7 +179,7 @@ impl ActiveStream {
             }
             state.buffer = Some(Buffer {
                 kind: BufferType::HttpRequestBody,
-                bytes: data.to_vec(),
+                bytes: data.clone(),
                 changed: false,
             });
         })
@@ -231,14 +232,14 @@ impl ActiveStream {
     }
 
     /// `on_response_body` with the whole body.
-    pub(crate) fn response_body(&self, data: &[u8]) -> Option<Outcome> {
+    pub(crate) fn response_body(&self, data: &Bytes) -> Option<Outcome> {
         if !self.plugin().exports(Callback::ResponseBody) {
             return None;
         }
         self.call_data(Callback::ResponseBody, data.len(), None, |inst, _| {
             inst.state().buffer = Some(Buffer {
                 kind: BufferType::HttpResponseBody,
-                bytes: data.to_vec(),
+                bytes: data.clone(),
                 changed: false,
             });
         })

@@ -140,7 +140,7 @@ async fn body_phase<'a>(
     wants: fn(&PluginConfig) -> bool,
     data: &mut Bytes,
     headers: &mut Arc<HeaderMap>,
-    call: impl Fn(&ActiveStream, &[u8]) -> Option<Outcome>,
+    call: impl Fn(&ActiveStream, &Bytes) -> Option<Outcome>,
 ) -> Option<LocalResponse> {
     for stream in streams {
         let config = stream.plugin().config();
@@ -156,7 +156,7 @@ async fn body_phase<'a>(
         };
         settle(stream, &mut outcome).await;
         if let Some(changed) = outcome.body {
-            *data = Bytes::from(changed);
+            *data = changed;
             Arc::make_mut(headers).insert(CONTENT_LENGTH, HeaderValue::from(data.len()));
         }
         if outcome.local.is_some() {

@@ -2,6 +2,7 @@
 //! `proxy_get_buffer_status` over the VM and plugin configurations (read-only) and the buffered
 //! request or response body of the current callback, if any.
 
+use bytes::Bytes;
 use wasmtime::Linker;
 
 use super::{C, code, ok};
@@ -9,16 +10,22 @@ use crate::abi::{BufferType, Status};
 use crate::memory::{self, HostResult, copy_out, read, status};
 use crate::state::HostState;
 
-fn buffer_bytes(state: &HostState, kind: BufferType) -> Option<&[u8]> {
+/// The buffer's bytes: a shared handle on a body (no copy), a copy of a configuration (read
+/// once, at start).
+fn buffer_bytes(state: &HostState, kind: BufferType) -> Option<Bytes> {
     let config = &state.plugin.config;
     match kind {
-        BufferType::VmConfiguration => Some(config.vm_configuration.as_bytes()),
-        BufferType::PluginConfiguration => Some(config.configuration.as_bytes()),
+        BufferType::VmConfiguration => {
+            Some(Bytes::copy_from_slice(config.vm_configuration.as_bytes()))
+        }
+        BufferType::PluginConfiguration => {
+            Some(Bytes::copy_from_slice(config.configuration.as_bytes()))
+        }
         _ => state
             .buffer
             .as_ref()
             .filter(|b| b.kind == kind)
-            .map(|b| b.bytes.as_slice()),
+            .map(|b| b.bytes.clone()),
     }
 }
 
@@ -35,8 +42,7 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             // 64-bit arithmetic: the SDK asks for max = u32::MAX, which must clamp, not fail.
             let start = (start as u32 as usize).min(bytes.len());
             let end = start.saturating_add(max as u32 as usize).min(bytes.len());
-            let slice = bytes[start..end].to_vec();
-            copy_out(&mut c, &slice, ret_ptr, ret_len)
+            copy_out(&mut c, &bytes.slice(start..end), ret_ptr, ret_len)
         },
     )?;
     linker.func_wrap(
@@ -58,7 +64,9 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let end = start
                 .saturating_add(size as u32 as usize)
                 .min(buffer.bytes.len());
-            buffer.bytes.splice(start..end, data);
+            let mut bytes = Vec::from(std::mem::take(&mut buffer.bytes));
+            bytes.splice(start..end, data);
+            buffer.bytes = bytes.into();
             buffer.changed = true;
             ok()
         },
