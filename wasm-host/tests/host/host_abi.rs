@@ -126,6 +126,33 @@ async fn local_response_answers_without_calling_the_upstream() {
 }
 
 #[tokio::test]
+async fn bodies_rewritten_by_the_guest_reach_the_upstream_and_the_client() {
+    let mut plugin = config("abi-bodies", "body_rewrite.wat");
+    plugin.request_body = true;
+    plugin.response_body = true;
+    let host = Host::new(&[plugin]);
+    let request = Request::post("/items")
+        .header("content-length", "7")
+        .body(full("7 bytes"))
+        .unwrap();
+    let reply = host.send(request).await;
+    assert_eq!(reply.status.as_u16(), 200);
+    // The upstream counted the guest's 29-byte request body; the guest then read the first
+    // 8 bytes of the answer ("upstream") and replaced them.
+    assert_eq!(reply.body, "plugin-saw got 29 bytes");
+    assert_eq!(reply.headers["content-length"], "23");
+    assert_eq!(host.seen.all()[0]["content-length"], "29");
+    let scrape = host.scrape();
+    assert_eq!(
+        scrape.value(
+            "sidecar_plugin_faults_total",
+            &[("plugin", "abi-bodies"), ("kind", "trap")]
+        ),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
 async fn bad_pointers_failing_allocator_and_malformed_maps_get_statuses_not_panics() {
     let host = Host::new(&[config("abi-memory", "memory_protocol.wat")]);
     let reply = host.get("/", &[("x-one", "1")]).await;
