@@ -2,14 +2,17 @@
 //!
 //! A finished span goes into a bounded queue with a non-blocking `try_send`; one background
 //! task takes spans out in batches (up to [`MAX_BATCH`], or what arrived within the batch
-//! interval) and POSTs them to the collector's `/v1/traces`. A full queue, a dead or a slow
-//! collector cost only the spans dropped, each counted in `otlp_spans_dropped_total`.
+//! interval) and POSTs them to the collector's `/v1/traces`, over TLS for an `https://`
+//! endpoint ([`crate::tls`]). A full queue, a dead or a slow collector, or one whose
+//! certificate does not verify, cost only the spans dropped, each counted in
+//! `otlp_spans_dropped_total`.
 
 use std::{io::Write as _, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Uri, header};
 use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -23,7 +26,10 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::span::{Span, export_request};
+use crate::{
+    span::{Span, export_request},
+    tls::{Roots, connector},
+};
 
 /// Most spans in one export request.
 pub const MAX_BATCH: usize = 512;
@@ -33,7 +39,7 @@ pub const QUEUE_CAPACITY: usize = 4096;
 /// Where and how spans are exported.
 #[derive(Clone, Debug)]
 pub struct Export {
-    /// The traces endpoint, `http://host:port/v1/traces`.
+    /// The traces endpoint, `http(s)://host:port/v1/traces`.
     pub endpoint: Uri,
     /// The `service.name` resource attribute.
     pub service_name: String,
@@ -45,6 +51,8 @@ pub struct Export {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body's encoding.
     pub compression: Compression,
+    /// What an `https://` endpoint's certificate must chain to.
+    pub roots: Roots,
 }
 
 /// How an export body is encoded (`OTEL_EXPORTER_OTLP_COMPRESSION`).
@@ -145,8 +153,8 @@ impl SpanSink {
 }
 
 async fn run(export: Export, mut receiver: mpsc::Receiver<Span>, metrics: ExportMetrics) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpsConnector<HttpConnector>, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector(&export.roots));
     let mut failing = false;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -184,7 +192,7 @@ async fn run(export: Export, mut receiver: mpsc::Receiver<Span>, metrics: Export
 }
 
 async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     export: &Export,
     body: Vec<u8>,
 ) -> Result<(), String> {
@@ -206,12 +214,25 @@ async fn send(
     let response = tokio::time::timeout(export.timeout, client.request(request))
         .await
         .map_err(|_| format!("no answer within {:?}", export.timeout))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| causes(&e))?;
     if response.status().is_success() {
         Ok(())
     } else {
         Err(format!("status {}", response.status()))
     }
+}
+
+/// An error and its sources: the client's own says only "client error (Connect)", the
+/// reason (a refused connection, an unknown certificate issuer) is in its sources.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {

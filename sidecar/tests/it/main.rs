@@ -21,4 +21,5 @@ mod smuggling;
 mod stub;
 mod support;
 mod tracing;
+mod tracing_tls;
 mod websocket;
