@@ -13,6 +13,7 @@ mod grpc;
 mod grpc_reflection;
 mod http2;
 mod openapi;
+mod otel_names;
 mod process;
 mod red;
 mod semantics;
