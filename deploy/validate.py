@@ -157,6 +157,19 @@ def main():
     endpoints = {c["name"]: args_of(c).get("otlp-endpoint") for c in [api, sidecar]}
     if len(set(endpoints.values())) != 1:
         fail(f"the containers export spans to different collectors: {endpoints}")
+    # An https collector's CA: the file each container is given is in a Secret mounted there.
+    pod_volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for c in [api, sidecar]:
+        certificate = args_of(c).get("otlp-certificate")
+        if certificate is None:
+            continue
+        mounted = [m for m in c.get("volumeMounts", [])
+                   if certificate.startswith(m["mountPath"].rstrip("/") + "/")]
+        secret = mounted and pod_volumes.get(mounted[0]["name"], {}).get("secret")
+        if not secret:
+            fail(f"{c['name']}: --otlp-certificate={certificate} is not in a mounted Secret")
+        elif certificate.rsplit("/", 1)[1] not in [i["path"] for i in secret.get("items", [])]:
+            fail(f"{c['name']}: --otlp-certificate={certificate} is not an item of its Secret volume")
     for c in [api, sidecar]:
         ratio = args_of(c).get("trace-sample-ratio")
         if ratio is not None and not 0 <= float(ratio) <= 1:

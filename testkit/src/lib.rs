@@ -8,7 +8,8 @@
 //!   that writes a whole request before reading, as Python's clients do.
 //! - [`promtool`]: `promtool check metrics` over an exposition.
 //! - [`exemplars`]: exemplars read back from OpenMetrics text.
-//! - [`otlp`]: an OTLP/HTTP trace receiver decoding with the official protobuf definitions.
+//! - [`otlp`]: an OTLP/HTTP trace receiver decoding with the official protobuf definitions,
+//!   over TLS too ([`tls`]: a CA and a server certificate made at test time).
 //! - [`plugins`]: the built Proxy-Wasm modules in `plugins/dist/`.
 
 pub mod exemplars;
@@ -19,6 +20,7 @@ pub mod postgres;
 pub mod process;
 pub mod promtool;
 pub mod scrape;
+pub mod tls;
 
 pub use postgres::Postgres;
 pub use process::{Process, free_port};

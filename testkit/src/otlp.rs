@@ -1,13 +1,19 @@
 //! A real OTLP/HTTP trace receiver for tests: hyper on 127.0.0.1:0, every `POST /v1/traces`
 //! body decoded with the official protobuf definitions (`opentelemetry-proto`), gunzipped first
 //! when it says `Content-Encoding: gzip`, the spans kept with their `service.name` and each
-//! export's headers kept. It can be slow, to show that a slow collector costs only spans.
+//! export's headers kept. It can be slow, to show that a slow collector costs only spans, and
+//! it can speak TLS ([`Receiver::start_tls`], a certificate from a CA made at test time), to
+//! show that `https://` endpoints work and that an unknown issuer is refused.
 
 use std::{
     convert::Infallible,
     io::Read as _,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    path::Path,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -22,7 +28,13 @@ use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest, common::v1::any_value, trace::v1::Span,
 };
 use prost::Message;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    task::JoinHandle,
+};
+
+use crate::tls::TestCa;
 
 /// One received span and the service that sent it.
 #[derive(Clone, Debug)]
@@ -71,6 +83,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     spans: Arc<Mutex<Vec<Received>>>,
     exports: Arc<Mutex<Vec<HeaderMap>>>,
+    tls: Option<TestCa>,
+    handshake_failures: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -87,28 +101,49 @@ impl Receiver {
     }
 
     /// A receiver that waits `delay` before answering each export.
-    ///
+    pub async fn start_with_delay(delay: Duration) -> Receiver {
+        Self::start_with(delay, None).await
+    }
+
+    /// A receiver behind TLS, its certificate signed by a CA made for it ([`Receiver::ca_path`]);
+    /// its [`Receiver::endpoint`] is `https://127.0.0.1:<port>/v1/traces`.
+    pub async fn start_tls() -> Receiver {
+        Self::start_with(Duration::ZERO, Some(TestCa::new())).await
+    }
+
     /// # Panics
     /// When it cannot bind 127.0.0.1:0.
-    pub async fn start_with_delay(delay: Duration) -> Receiver {
+    async fn start_with(delay: Duration, tls: Option<TestCa>) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let spans = Arc::new(Mutex::new(Vec::new()));
         let exports = Arc::new(Mutex::new(Vec::new()));
-        let shared = (spans.clone(), exports.clone());
+        let handshake_failures = Arc::new(AtomicUsize::new(0));
+        let shared = Shared {
+            spans: spans.clone(),
+            exports: exports.clone(),
+            delay,
+        };
+        let acceptor = tls.as_ref().map(TestCa::acceptor);
+        let failures = handshake_failures.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (spans, exports) = shared.clone();
+                let shared = shared.clone();
+                let acceptor = acceptor.clone();
+                let failures = failures.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        receive(spans.clone(), exports.clone(), delay, request)
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match acceptor {
+                        None => shared.serve(stream).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => shared.serve(stream).await,
+                            Err(_) => {
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                        },
+                    }
                 });
             }
         });
@@ -116,8 +151,23 @@ impl Receiver {
             addr,
             spans,
             exports,
+            tls,
+            handshake_failures,
             task,
         }
+    }
+
+    /// The PEM file of the CA that signed the TLS receiver's certificate.
+    ///
+    /// # Panics
+    /// On a receiver without TLS.
+    pub fn ca_path(&self) -> &Path {
+        self.tls.as_ref().expect("a TLS receiver").ca_path()
+    }
+
+    /// TLS handshakes that failed (a client that refused the certificate, above all).
+    pub fn handshake_failures(&self) -> usize {
+        self.handshake_failures.load(Ordering::Relaxed)
     }
 
     /// The headers of every export request decoded so far.
@@ -125,9 +175,10 @@ impl Receiver {
         self.exports.lock().expect("not poisoned").clone()
     }
 
-    /// The traces endpoint.
+    /// The traces endpoint (`https://` for a TLS receiver).
     pub fn endpoint(&self) -> String {
-        format!("http://{}/v1/traces", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/v1/traces", self.addr)
     }
 
     /// Every span received so far.
@@ -157,6 +208,30 @@ impl Receiver {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// What every connection's service shares.
+#[derive(Clone)]
+struct Shared {
+    spans: Arc<Mutex<Vec<Received>>>,
+    exports: Arc<Mutex<Vec<HeaderMap>>>,
+    delay: Duration,
+}
+
+impl Shared {
+    async fn serve(self, io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static) {
+        let service = service_fn(move |request| {
+            receive(
+                self.spans.clone(),
+                self.exports.clone(),
+                self.delay,
+                request,
+            )
+        });
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .await;
     }
 }
 

@@ -2,16 +2,18 @@
 //!
 //! A finished span goes into a bounded queue with a non-blocking `try_send`; one background
 //! task takes spans out in batches (up to [`MAX_BATCH`], once per batch interval or as soon as a
-//! full batch waits) and POSTs them to the collector's `/v1/traces`. A span does not wake the
-//! task by itself: at 1 % sampling, a wake-up per span (a futex call on the request path and a
-//! context switch) cost more than the sampled spans. A full queue, a dead or a slow collector
-//! cost only the spans dropped, each counted in `otlp_spans_dropped_total`.
+//! full batch waits) and POSTs them to the collector's `/v1/traces`, over TLS for an `https://`
+//! endpoint ([`crate::tls`]). A span does not wake the task by itself: at 1 % sampling, a
+//! wake-up per span (a futex call on the request path and a context switch) cost more than the
+//! sampled spans. A full queue, a dead or a slow collector, or one whose certificate does not
+//! verify, cost only the spans dropped, each counted in `otlp_spans_dropped_total`.
 
 use std::{io::Write as _, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Uri, header};
 use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
@@ -25,7 +27,10 @@ use prost::Message;
 use tokio::sync::{Notify, mpsc};
 use tracing::{info, warn};
 
-use crate::span::{Span, export_request};
+use crate::{
+    span::{Span, export_request},
+    tls::{Roots, connector},
+};
 
 /// Most spans in one export request.
 pub const MAX_BATCH: usize = 512;
@@ -35,7 +40,7 @@ pub const QUEUE_CAPACITY: usize = 4096;
 /// Where and how spans are exported.
 #[derive(Clone, Debug)]
 pub struct Export {
-    /// The traces endpoint, `http://host:port/v1/traces`.
+    /// The traces endpoint, `http(s)://host:port/v1/traces`.
     pub endpoint: Uri,
     /// The `service.name` resource attribute.
     pub service_name: String,
@@ -47,6 +52,8 @@ pub struct Export {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body's encoding.
     pub compression: Compression,
+    /// What an `https://` endpoint's certificate must chain to.
+    pub roots: Roots,
 }
 
 /// How an export body is encoded (`OTEL_EXPORTER_OTLP_COMPRESSION`).
@@ -160,8 +167,8 @@ async fn run(
     full_batch: Arc<Notify>,
     metrics: ExportMetrics,
 ) {
-    let client: Client<HttpConnector, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpsConnector<HttpConnector>, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build(connector(&export.roots));
     let mut failing = false;
     loop {
         tokio::select! {
@@ -203,7 +210,7 @@ async fn run(
 }
 
 async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     export: &Export,
     body: Vec<u8>,
 ) -> Result<(), String> {
@@ -225,12 +232,25 @@ async fn send(
     let response = tokio::time::timeout(export.timeout, client.request(request))
         .await
         .map_err(|_| format!("no answer within {:?}", export.timeout))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| causes(&e))?;
     if response.status().is_success() {
         Ok(())
     } else {
         Err(format!("status {}", response.status()))
     }
+}
+
+/// An error and its sources: the client's own says only "client error (Connect)", the
+/// reason (a refused connection, an unknown certificate issuer) is in its sources.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -6,6 +6,7 @@
 //! - [`span`]: a finished span and its OTLP protobuf form (the official definitions, from
 //!   `opentelemetry-proto`).
 //! - [`export`]: the bounded queue and the batching export task; drops are counted.
+//! - [`tls`]: the roots an `https://` endpoint is verified against, and the connector.
 //! - [`settings`]: the shared flags and the standard `OTEL_*` environment variables.
 
 pub mod context;
@@ -13,9 +14,11 @@ pub mod export;
 pub mod sampler;
 pub mod settings;
 pub mod span;
+pub mod tls;
 
 pub use context::{SpanId, TraceId, TraceParent};
 pub use export::{Compression, Export, SpanSink};
 pub use sampler::{Decision, Sampler, SpanContext};
-pub use settings::{Settings, TracingArgs};
+pub use settings::{Settings, SettingsError, TracingArgs};
 pub use span::{Kind, Span, Value};
+pub use tls::Roots;

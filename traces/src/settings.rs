@@ -1,14 +1,15 @@
 //! The flags both processes share, with the standard OpenTelemetry environment variables as
-//! their fallbacks: the sampling ratio, the OTLP endpoint, its headers and compression, and the
-//! service name.
+//! their fallbacks: the sampling ratio, the OTLP endpoint, its headers, compression and CA
+//! certificate, and the service name.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use http::{HeaderName, HeaderValue, Uri};
 
 use crate::{
     export::{Compression, Export},
     sampler::Sampler,
+    tls::{CertificateError, Roots},
 };
 
 /// Tracing flags (flattened into each binary's own).
@@ -35,6 +36,13 @@ pub struct TracingArgs {
         env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
     )]
     pub otlp_compression: Option<String>,
+    /// A PEM file of the CA certificates an `https://` endpoint's certificate must chain to,
+    /// instead of the built-in (Mozilla) roots. Falls back to `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+    #[arg(
+        long = "otlp-certificate",
+        env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"
+    )]
+    pub otlp_certificate: Option<String>,
 }
 
 /// What the flags resolve to.
@@ -65,12 +73,24 @@ pub struct EndpointError {
     reason: &'static str,
 }
 
+/// Settings that stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A bad endpoint, header list or compression.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// An unreadable or invalid CA certificate file.
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+}
+
 /// The generic `OTEL_EXPORTER_OTLP_*` fallbacks of the traces-specific settings.
 #[derive(Debug, Default)]
 struct Fallbacks<'a> {
     endpoint: Option<&'a str>,
     headers: Option<&'a str>,
     compression: Option<&'a str>,
+    certificate: Option<&'a str>,
 }
 
 /// `key=value,key2=value2`, values percent-decoded (the OpenTelemetry format).
@@ -111,18 +131,21 @@ impl TracingArgs {
     /// endpoint is not set, as the OpenTelemetry SDKs do.
     ///
     /// # Errors
-    /// An endpoint that is not an `http://host:port[/path]` URL.
-    pub fn settings(&self, default_service: &str) -> Result<Settings, EndpointError> {
+    /// An endpoint that is not an `http(s)://host:port[/path]` URL, a malformed header list,
+    /// an unknown compression, an unreadable or invalid certificate file.
+    pub fn settings(&self, default_service: &str) -> Result<Settings, SettingsError> {
         let var = |name| std::env::var(name).ok();
-        let (endpoint, headers, compression) = (
+        let (endpoint, headers, compression, certificate) = (
             var("OTEL_EXPORTER_OTLP_ENDPOINT"),
             var("OTEL_EXPORTER_OTLP_HEADERS"),
             var("OTEL_EXPORTER_OTLP_COMPRESSION"),
+            var("OTEL_EXPORTER_OTLP_CERTIFICATE"),
         );
         let fallbacks = Fallbacks {
             endpoint: endpoint.as_deref(),
             headers: headers.as_deref(),
             compression: compression.as_deref(),
+            certificate: certificate.as_deref(),
         };
         self.settings_with(default_service, &fallbacks)
     }
@@ -131,7 +154,7 @@ impl TracingArgs {
         &self,
         default_service: &str,
         fallbacks: &Fallbacks<'_>,
-    ) -> Result<Settings, EndpointError> {
+    ) -> Result<Settings, SettingsError> {
         let headers = parse_headers(
             self.otlp_headers
                 .as_deref()
@@ -159,10 +182,17 @@ impl TracingArgs {
                     reason,
                 };
                 let uri: Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
-                if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                    return Err(bad("only http://host:port URLs are supported"));
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                    return Err(bad("expected an http:// or https:// URL").into());
                 }
-                Ok(Export {
+                let roots = match (self.otlp_certificate.as_deref())
+                    .or(fallbacks.certificate)
+                    .filter(|path| !path.is_empty())
+                {
+                    Some(path) => Roots::from_pem_file(Path::new(path))?,
+                    None => Roots::webpki(),
+                };
+                Ok::<_, SettingsError>(Export {
                     endpoint: uri,
                     service_name: (self.service_name.clone())
                         .unwrap_or_else(|| default_service.to_owned()),
@@ -170,6 +200,7 @@ impl TracingArgs {
                     timeout: Duration::from_secs(5),
                     headers,
                     compression,
+                    roots,
                 })
             })
             .transpose()?;
@@ -254,10 +285,14 @@ mod tests {
     #[test]
     fn bad_endpoints_and_ratios_are_refused() {
         assert!(
-            args(&["--otlp-endpoint", "https://c:4318/v1/traces"])
+            args(&["--otlp-endpoint", "ftp://c:4318/v1/traces"])
                 .settings_with("a", &Fallbacks::default())
                 .is_err()
         );
+        let https = args(&["--otlp-endpoint", "https://c:4318/v1/traces"])
+            .settings_with("a", &Fallbacks::default())
+            .unwrap();
+        assert_eq!(https.export.unwrap().endpoint, "https://c:4318/v1/traces");
         assert!(
             args(&["--otlp-endpoint", "not a url"])
                 .settings_with("a", &Fallbacks::default())
@@ -273,6 +308,7 @@ mod tests {
             endpoint: Some("http://127.0.0.1:4318"),
             headers: Some("x-generic=1"),
             compression: Some("gzip"),
+            certificate: None,
         };
         let export = args(&[
             "--otlp-headers",
@@ -315,5 +351,36 @@ mod tests {
                 .unwrap_err();
             assert!(error.to_string().starts_with("invalid OTLP "), "{error}");
         }
+    }
+
+    #[test]
+    fn the_certificate_comes_from_the_flag_or_the_generic_variable_and_must_be_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let missing = missing.to_str().unwrap();
+        let fallbacks = |certificate| Fallbacks {
+            endpoint: Some("https://127.0.0.1:4318"),
+            certificate,
+            ..Fallbacks::default()
+        };
+        for (flags, generic) in [
+            (vec!["--otlp-certificate", missing], None),
+            (vec![], Some(missing)),
+            (vec!["--otlp-certificate", missing], Some("")),
+        ] {
+            let error = args(&flags)
+                .settings_with("a", &fallbacks(generic))
+                .unwrap_err();
+            assert!(matches!(error, SettingsError::Certificate(_)), "{error}");
+            assert!(error.to_string().contains("missing.pem"), "{error}");
+        }
+        // No certificate anywhere: the built-in roots.
+        assert!(
+            args(&[])
+                .settings_with("a", &fallbacks(None))
+                .unwrap()
+                .export
+                .is_some()
+        );
     }
 }

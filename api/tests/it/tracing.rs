@@ -1,6 +1,7 @@
 //! The api continues the caller's trace: a server span per request and a client span per
 //! statement, exported to a real OTLP receiver; exemplars on `db_query_duration_seconds`;
-//! the trace id in the log lines; unsampled and malformed `traceparent` values.
+//! the trace id in the log lines; unsampled and malformed `traceparent` values; export to an
+//! `https://` receiver whose CA is given with `--otlp-certificate`.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -229,4 +230,39 @@ async fn the_binary_logs_the_trace_id_and_reads_the_standard_otel_variables() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn spans_reach_an_https_collector_whose_ca_is_given() {
+    let receiver = Receiver::start_tls().await;
+    let endpoint = receiver.endpoint();
+    let ca = receiver.ca_path().to_str().unwrap().to_owned();
+    let flags = [
+        "--trace-sample-ratio",
+        "0",
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-certificate",
+        &ca,
+    ];
+    let app = spawn_app_on(&Postgres::shared().create_database(), &flags).await;
+    let listed = send(
+        &app,
+        Method::GET,
+        "/items",
+        None,
+        &format!("00-{TRACE}-{PARENT}-01"),
+    )
+    .await;
+    assert_eq!(listed.status, 200);
+    let spans = receiver
+        .wait_for(
+            "the request's spans over TLS",
+            Duration::from_secs(10),
+            |s| s.len() >= 2,
+        )
+        .await;
+    assert_eq!(by_name(&spans, TRACE, "GET /items").service, "api");
+    by_name(&spans, TRACE, "SELECT items");
+    assert_eq!(receiver.handshake_failures(), 0);
 }

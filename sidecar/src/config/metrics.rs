@@ -1,6 +1,7 @@
-//! The `[metrics]` section: how the RED metrics are labelled (grouped or raw status, labels of
-//! the in-progress gauge, the cap on distinct handlers) and their histogram buckets, defaulting
-//! to the metric contract's.
+//! The `[metrics]` section: how the RED metrics are named (the contract's names, or the
+//! OpenTelemetry semantic conventions') and labelled (grouped or raw status, labels of the
+//! in-progress gauge, the cap on distinct handlers) and their histogram buckets, defaulting to
+//! the metric contract's.
 
 use serde::Deserialize;
 
@@ -8,6 +9,8 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct MetricsConfig {
+    /// `prometheus` (the contract's families) or `otel` (the semantic conventions').
+    pub names: MetricNames,
     /// `grouped` (`2xx`, as the teaching stack) or `raw` (`200`).
     pub status: StatusMode,
     /// Give `http_requests_inprogress` the `handler` and `method` labels.
@@ -18,6 +21,19 @@ pub(crate) struct MetricsConfig {
     pub duration_buckets: Vec<f64>,
     /// Buckets of the request and response size histograms, in bytes.
     pub size_buckets: Vec<f64>,
+}
+
+/// Which names the RED families are exposed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum MetricNames {
+    /// The metric contract's (`http_requests_total`, `http_request_duration_seconds{handler,method}`,
+    /// ...), which the shipped dashboards and rules read.
+    Prometheus,
+    /// OpenTelemetry's HTTP server semantic conventions as Prometheus names:
+    /// `http_server_request_duration_seconds{http_route,http_request_method,http_response_status_code}`
+    /// and `http_server_active_requests{http_request_method}`.
+    Otel,
 }
 
 /// How the `status` label is written.
@@ -39,6 +55,7 @@ pub(crate) const DURATION_BUCKETS: [f64; 14] = [
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
+            names: MetricNames::Prometheus,
             status: StatusMode::Grouped,
             inprogress_labels: false,
             max_handlers: 200,

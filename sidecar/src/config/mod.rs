@@ -13,6 +13,7 @@
 //! response_header_timeout = "30s"
 //!
 //! [metrics]
+//! names = "prometheus"            # or "otel": the OpenTelemetry semantic conventions' names
 //! status = "grouped"              # or "raw"
 //!
 //! [protocols]
@@ -41,7 +42,7 @@ pub use cli::Cli;
 pub use error::ConfigError;
 pub(crate) use file::{FileConfig, GrpcReflectionConfig, OpenApiConfig};
 pub(crate) use limits::LimitsConfig;
-pub(crate) use metrics::{MetricsConfig, StatusMode};
+pub(crate) use metrics::{MetricNames, MetricsConfig, StatusMode};
 pub(crate) use protocols::{ProtocolsConfig, UpstreamProtocol};
 pub(crate) use upstream::Upstream;
 

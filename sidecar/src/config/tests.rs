@@ -130,3 +130,17 @@ fn grpc_reflection_parses_and_needs_an_http2_upstream_leg() {
         .to_string();
     assert!(error.contains("requird"), "{error}");
 }
+
+#[test]
+fn metric_names_are_prometheus_by_default_or_otel() {
+    assert_eq!(
+        FileConfig::parse("").unwrap().metrics.names,
+        MetricNames::Prometheus
+    );
+    let file = FileConfig::parse("[metrics]\nnames = \"otel\"\n").unwrap();
+    assert_eq!(file.metrics.names, MetricNames::Otel);
+    let error = FileConfig::parse("[metrics]\nnames = \"otlp\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("otlp") && error.contains("otel"), "{error}");
+}

@@ -10,8 +10,11 @@ use prometheus_client::{
     metrics::MetricType,
 };
 
-use super::shard::{Bounds, Merged, Shards, Snapshot};
-use crate::config::StatusMode;
+use super::{
+    otel,
+    shard::{Bounds, Merged, Shards, Snapshot},
+};
+use crate::config::{MetricNames, StatusMode};
 
 const CLASSES: [&str; 10] = [
     "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
@@ -23,6 +26,7 @@ pub(super) struct RedCollector {
     pub shards: Arc<Shards>,
     pub status_mode: StatusMode,
     pub inprogress_labels: bool,
+    pub names: MetricNames,
 }
 
 impl Collector for RedCollector {
@@ -31,6 +35,12 @@ impl Collector for RedCollector {
         let bounds = self.shards.bounds();
         // A family without samples is left out, as prometheus-client does for an empty
         // registered family.
+        if self.names == MetricNames::Otel {
+            // The semantic conventions' duration and active requests replace the four RED
+            // families; the size histograms have no counterpart with these labels.
+            otel::encode(&mut encoder, &snapshot, &bounds.duration)?;
+            return encode_sizes(&mut encoder, &snapshot, bounds);
+        }
         self.encode_requests(&mut encoder, &snapshot)?;
         encode_durations(&mut encoder, &snapshot, bounds)?;
         self.encode_inprogress(&mut encoder, &snapshot)?;
@@ -196,7 +206,7 @@ fn encode_sizes(
     Ok(())
 }
 
-fn histogram(
+pub(super) fn histogram(
     mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
     bounds: &[f64],
     merged: &Merged,

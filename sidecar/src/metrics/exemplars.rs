@@ -1,5 +1,6 @@
-//! OpenMetrics exemplars on `http_request_duration_seconds`: for sampled requests, each
-//! bucket keeps the latest observation and its trace id.
+//! OpenMetrics exemplars on `http_request_duration_seconds` (or, with the `otel` names,
+//! `http_server_request_duration_seconds`): for sampled requests, each bucket keeps the latest
+//! observation and its trace id.
 //!
 //! Storage: one slot per bucket in each series of each worker's shard, behind a mutex that only
 //! sampled requests and scrapes take (an unsampled request touches nothing here).
@@ -20,8 +21,12 @@ use traces::TraceId;
 
 use super::shard::Shards;
 
-/// The family whose buckets carry exemplars.
-const FAMILY_BUCKET: &str = "http_request_duration_seconds_bucket{";
+/// The families whose buckets carry exemplars: the contract's, and the `otel` names'. Their
+/// label names differ, so a series' key says which family it is in.
+const FAMILY_BUCKETS: [&str; 2] = [
+    "http_request_duration_seconds_bucket{",
+    "http_server_request_duration_seconds_bucket{",
+];
 
 /// One sampled observation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -80,7 +85,8 @@ pub(crate) struct Exemplars(pub(super) Arc<Shards>);
 
 impl Exemplars {
     /// `text` (OpenMetrics, as prometheus-client wrote it) with each
-    /// `http_request_duration_seconds` bucket that has an exemplar annotated.
+    /// `http_request_duration_seconds` (or `http_server_request_duration_seconds`) bucket that
+    /// has an exemplar annotated.
     pub(crate) fn annotate(&self, text: String) -> String {
         let merged = self.0.exemplars();
         if merged.is_empty() {
@@ -88,10 +94,23 @@ impl Exemplars {
         }
         // The bucket lines' labels other than `le`, as the collector writes them.
         let series: HashMap<String, &Vec<Option<Exemplar>>> = (merged.iter())
-            .map(|((handler, method), slots)| {
-                let mut key = String::from("handler=\"");
-                escape_into(&mut key, handler);
-                let _ = write!(key, "\",method=\"{method}\"");
+            .map(|((handler, method, code), slots)| {
+                let mut key = String::new();
+                match code {
+                    None => {
+                        key.push_str("handler=\"");
+                        escape_into(&mut key, handler);
+                        let _ = write!(key, "\",method=\"{method}\"");
+                    }
+                    Some(code) => {
+                        key.push_str("http_route=\"");
+                        escape_into(&mut key, handler);
+                        let _ = write!(
+                            key,
+                            "\",http_request_method=\"{method}\",http_response_status_code=\"{code}\""
+                        );
+                    }
+                }
                 (key, slots)
             })
             .collect();
@@ -132,7 +151,7 @@ impl Exemplars {
 /// A bucket line's labels without `le` (which prometheus-client writes first, or last), or
 /// `None` for any other line. The buckets of one series are consecutive lines, in bound order.
 fn series_of(line: &str) -> Option<&str> {
-    let labels = line.strip_prefix(FAMILY_BUCKET)?;
+    let labels = (FAMILY_BUCKETS.iter()).find_map(|family| line.strip_prefix(family))?;
     let labels = &labels[..labels.rfind("} ")?];
     if let Some(rest) = labels.strip_prefix("le=\"") {
         return Some(&rest[rest.find("\",")? + 2..]);
@@ -152,8 +171,9 @@ fn escape_into(out: &mut String, value: &str) {
     }
 }
 
-/// Exemplars merged over the shards, per `(handler, method)`; only series that have one.
-pub(super) type Merged = BTreeMap<(String, &'static str), Vec<Option<Exemplar>>>;
+/// Exemplars merged over the shards, per `(handler, method)`, or `(handler, method, code)` for
+/// the `otel` names; only series that have one.
+pub(super) type Merged = BTreeMap<(String, &'static str, Option<u16>), Vec<Option<Exemplar>>>;
 
 #[cfg(test)]
 mod tests {
@@ -179,6 +199,11 @@ mod tests {
         assert_eq!(
             series_of("http_request_duration_highr_seconds_bucket{le=\"1\"} 1\n"),
             None
+        );
+        let otel = "http_server_request_duration_seconds_bucket{http_route=\"/a\",http_request_method=\"GET\",http_response_status_code=\"200\",le=\"0.1\"} 3\n";
+        assert_eq!(
+            series_of(otel),
+            Some("http_route=\"/a\",http_request_method=\"GET\",http_response_status_code=\"200\"")
         );
     }
 }

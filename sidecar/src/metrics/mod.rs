@@ -4,6 +4,8 @@
 //! - [`shard`]: the RED family's per-request series, one shard per proxy worker (no state
 //!   shared between cores on the hot path); [`WorkerMetrics`] is a worker's handle.
 //! - [`collector`]: adds the shards up and encodes them when `/metrics` is scraped.
+//! - [`otel`]: the same measurements under OpenTelemetry's semantic-convention names
+//!   (`[metrics] names = "otel"`), with the status code on the duration.
 //! - The rare counters (upstream errors, client aborts, route overflow) are ordinary
 //!   prometheus-client families.
 //!
@@ -12,6 +14,7 @@
 
 mod collector;
 mod exemplars;
+mod otel;
 mod shard;
 
 pub(crate) use exemplars::Exemplars;
@@ -34,7 +37,7 @@ use self::{
 };
 
 use crate::{
-    config::{MetricsConfig, StatusMode},
+    config::{MetricNames, MetricsConfig, StatusMode},
     error::ProxyError,
 };
 
@@ -89,6 +92,7 @@ struct Families {
     route_overflow: Counter,
     status_mode: StatusMode,
     inprogress_labels: bool,
+    names: MetricNames,
 }
 
 /// Handles on every family the proxy records; clones share the families.
@@ -127,6 +131,8 @@ pub(crate) struct Outcome {
 impl Metrics {
     /// Registers every family into `registry`.
     pub(crate) fn register(registry: &mut Registry, config: &MetricsConfig) -> Self {
+        // `http_server_active_requests` is by method: the otel names count per series.
+        let inprogress_labels = config.inprogress_labels || config.names == MetricNames::Otel;
         let families = Families {
             shards: Arc::new(Shards::new(Bounds {
                 duration: config.duration_buckets.clone().into(),
@@ -137,13 +143,15 @@ impl Metrics {
             client_aborts: Family::default(),
             route_overflow: Counter::default(),
             status_mode: config.status,
-            inprogress_labels: config.inprogress_labels,
+            inprogress_labels,
+            names: config.names,
         };
         // http_requests, the duration histograms, in progress and the size histograms.
         registry.register_collector(Box::new(RedCollector {
             shards: families.shards.clone(),
             status_mode: config.status,
-            inprogress_labels: config.inprogress_labels,
+            inprogress_labels,
+            names: config.names,
         }));
         registry.register(
             "sidecar_upstream_errors",
@@ -251,7 +259,10 @@ impl WorkerMetrics {
                 .inc();
             return;
         };
+        // With the otel names, the duration histogram's count by code is the request count.
+        let otel = f.names == MetricNames::Otel;
         match f.status_mode {
+            _ if otel => {}
             StatusMode::Grouped => {
                 series.classes[usize::from(status.as_u16() / 100 % 10)].fetch_add(1, Relaxed);
             }
@@ -268,11 +279,15 @@ impl WorkerMetrics {
         // not a request, and its lifetime has its own family (`proxy::Tunnels`).
         if status != StatusCode::SWITCHING_PROTOCOLS {
             let seconds = outcome.elapsed.as_secs_f64();
-            series.duration.observe(seconds);
-            if let Some(trace_id) = outcome.trace {
-                series.exemplars.record(seconds, trace_id);
+            if otel {
+                (series.by_status).observe(status.as_u16(), seconds, outcome.trace);
+            } else {
+                series.duration.observe(seconds);
+                if let Some(trace_id) = outcome.trace {
+                    series.exemplars.record(seconds, trace_id);
+                }
+                self.0.shard.highr.observe(seconds);
             }
-            self.0.shard.highr.observe(seconds);
             series.response_size.observe(outcome.response_bytes as f64);
         }
         let error_type = match outcome.error {

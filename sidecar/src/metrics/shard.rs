@@ -8,7 +8,10 @@
 //! atomics no other core writes), and the [`RedCollector`] adds the shards up when `/metrics`
 //! is scraped, encoding through prometheus-client like every other family.
 
-use super::exemplars::{self, ExemplarCells};
+use super::{
+    exemplars::{self, ExemplarCells},
+    otel::{self, StatusDurations},
+};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -27,7 +30,7 @@ pub(super) struct Cells {
 }
 
 impl Cells {
-    fn new(bounds: &Arc<[f64]>) -> Self {
+    pub(super) fn new(bounds: &Arc<[f64]>) -> Self {
         Self {
             bounds: bounds.clone(),
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -58,7 +61,7 @@ pub(super) struct Merged {
 }
 
 impl Merged {
-    fn add(&mut self, cells: &Cells) {
+    pub(super) fn add(&mut self, cells: &Cells) {
         self.counts.resize(cells.counts.len(), 0);
         for (total, cell) in self.counts.iter_mut().zip(cells.counts.iter()) {
             *total += cell.load(Relaxed);
@@ -97,6 +100,8 @@ pub(super) struct RouteSeries {
     pub response_size: Cells,
     /// Sampled requests' durations and trace ids, one per duration bucket.
     pub exemplars: ExemplarCells,
+    /// Durations (and their exemplars) by status code, for the `otel` names only.
+    pub by_status: StatusDurations,
 }
 
 /// Bucket bounds shared by every shard.
@@ -148,6 +153,7 @@ impl Shard {
             request_size: Cells::new(&self.bounds.size),
             response_size: Cells::new(&self.bounds.size),
             exemplars: ExemplarCells::new(&self.bounds.duration),
+            by_status: StatusDurations::new(&self.bounds.duration),
         });
         routes.entry(handler).or_default().push(series.clone());
         (series, true)
@@ -200,6 +206,7 @@ impl Shards {
                 if series.duration.count() > 0 {
                     route.duration.add(&series.duration);
                 }
+                otel::merge_into(&series.by_status, &mut route.by_code);
                 route.request_size.add(&series.request_size);
                 route.response_size.add(&series.response_size);
             }
@@ -209,13 +216,22 @@ impl Shards {
 }
 
 impl Shards {
-    /// The duration buckets' exemplars over every shard, for series that have any.
+    /// The duration buckets' exemplars over every shard, for series that have any: per
+    /// `(handler, method)`, and per status code too for the `otel` names.
     pub(super) fn exemplars(&self) -> exemplars::Merged {
         let mut merged = exemplars::Merged::new();
         for shard in lock(&self.list).iter() {
             for series in lock(&shard.routes).values().flatten() {
-                let key = (series.handler.to_string(), series.method);
+                let key = (series.handler.to_string(), series.method, None);
                 series.exemplars.merge_into(merged.entry(key).or_default());
+                for by_code in series.by_status.series() {
+                    let key = (
+                        series.handler.to_string(),
+                        series.method,
+                        Some(by_code.code),
+                    );
+                    by_code.exemplars.merge_into(merged.entry(key).or_default());
+                }
             }
         }
         merged.retain(|_, slots| slots.iter().any(Option::is_some));
@@ -238,6 +254,8 @@ pub(super) struct RouteTotals {
     pub classes: [u64; 10],
     pub codes: BTreeMap<u16, u64>,
     pub duration: Merged,
+    /// The `otel` names' durations, by status code.
+    pub by_code: BTreeMap<u16, Merged>,
     pub request_size: Merged,
     pub response_size: Merged,
 }

@@ -24,6 +24,7 @@ pub fn settings(ratio: f64, endpoint: Option<String>) -> traces::Settings {
             timeout: Duration::from_millis(300),
             headers: Vec::new(),
             compression: traces::Compression::None,
+            roots: traces::Roots::webpki(),
         }),
     }
 }

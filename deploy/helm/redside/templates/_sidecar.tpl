@@ -62,6 +62,7 @@
       readOnly: true
     - name: tmp
       mountPath: /tmp
+    {{- include "redside.otlpCaMount" .Values.tracing | nindent 4 }}
 {{- end }}
 
 {{/* Trace flags of one container (docs/tracing.md): the ratio always (it also decides the
@@ -76,6 +77,18 @@ exemplars), export only with an endpoint. */}}
 {{- end }}
 {{- with .tracing.otlpCompression }}
 - {{ printf "--otlp-compression=%s" . | quote }}
+{{- end }}
+{{- if .tracing.otlpCertificateSecret }}
+- --otlp-certificate=/etc/redside/otlp-ca/ca.pem
+{{- end }}
+{{- end }}
+
+{{/* The mount of tracing.otlpCertificateSecret's CA file, for both containers. */}}
+{{- define "redside.otlpCaMount" -}}
+{{- if .otlpCertificateSecret -}}
+- name: otlp-ca
+  mountPath: /etc/redside/otlp-ca
+  readOnly: true
 {{- end }}
 {{- end }}
 
