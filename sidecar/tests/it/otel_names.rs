@@ -7,7 +7,7 @@ use testkit::{Scrape, exemplars::exemplars};
 
 use crate::stub::Stub;
 use crate::support::{Sidecar, empty, full, send};
-use crate::tracing::{PARENT, TRACE, openmetrics_until, settings};
+use crate::tracing::{PARENT, TRACE, settings};
 
 const ROUTES: &str = "[[routes]]\ntemplate = \"/items\"\n[[routes]]\ntemplate = \"/items/{id}\"\n\
     [[routes]]\ntemplate = \"/status/{code}\"\n[[routes]]\ntemplate = \"/slow/{ms}\"\n";
@@ -130,7 +130,10 @@ async fn the_otel_names_carry_the_semantic_conventions_labels_and_replace_the_re
     assert!(s.has_family("http_response_size_bytes"));
 
     // The traced request's exemplar, on the otel family's bucket.
-    let text = openmetrics_until(&sidecar, |text| !exemplars(text).is_empty()).await;
+    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
+        !exemplars(text).is_empty()
+    })
+    .await;
     let found = exemplars(&text);
     let [exemplar] = found.as_slice() else {
         panic!("one exemplar: {found:#?}")
@@ -197,7 +200,10 @@ async fn with_the_default_names_no_otel_family_appears() {
         ),
         Some(3.0)
     );
-    let text = openmetrics_until(&sidecar, |text| !exemplars(text).is_empty()).await;
+    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
+        !exemplars(text).is_empty()
+    })
+    .await;
     let found = exemplars(&text);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(
