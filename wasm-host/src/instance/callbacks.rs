@@ -136,7 +136,7 @@ impl PluginInstance {
         state.call_answer = Some(answer);
         state.buffer = Some(Buffer {
             kind: BufferType::HttpCallResponseBody,
-            bytes: body.into(),
+            bytes: body,
             changed: false,
         });
         let result = self.call(Callback::HttpCallResponse, ctx, f, params);

@@ -94,7 +94,7 @@ impl PluginInstance {
         state.grpc_status = Some((code::OK, String::new()));
         state.buffer = Some(Buffer {
             kind: BufferType::GrpcReceiveBuffer,
-            bytes: message.into(),
+            bytes: message,
             changed: false,
         });
         let result = self.call(Callback::GrpcReceive, ctx, f, params);
