@@ -235,6 +235,14 @@ pub async fn openmetrics_until(url: &str, done: impl Fn(&str) -> bool) -> String
     }
 }
 
+/// The exemplars of `url`'s OpenMetrics scrape once it has any, with the text they came from
+/// (valid OpenMetrics, see [`openmetrics_until`]).
+pub async fn exemplars_until(url: &str) -> (String, Vec<crate::exemplars::Exemplar>) {
+    let text = openmetrics_until(url, |text| !crate::exemplars::exemplars(text).is_empty()).await;
+    let found = crate::exemplars::exemplars(&text);
+    (text, found)
+}
+
 fn labels_of<V>(
     names: &[String],
     sample: &openmetrics_parser::Sample<V>,

@@ -100,11 +100,9 @@ async fn the_sidecars_and_the_apis_spans_form_one_trace() {
         Some("INSERT")
     );
 
-    let sidecar_text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |t| {
-        !exemplars(t).is_empty()
-    })
-    .await;
-    assert_eq!(exemplars(&sidecar_text)[0].trace_id, TRACE);
+    let (_, sidecar_exemplars) =
+        testkit::scrape::exemplars_until(&sidecar.admin_url("/metrics")).await;
+    assert_eq!(sidecar_exemplars[0].trace_id, TRACE);
     let api_text = testkit::http::scrape(&format!("http://{api_addr}/metrics"))
         .await
         .unwrap()

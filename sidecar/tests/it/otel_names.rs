@@ -3,7 +3,7 @@
 //! families are gone; with the default names, no `http_server_*` family appears.
 
 use hyper::Request;
-use testkit::{Scrape, exemplars::exemplars};
+use testkit::Scrape;
 
 use crate::stub::Stub;
 use crate::support::{Sidecar, empty, full, send};
@@ -130,11 +130,7 @@ async fn the_otel_names_carry_the_semantic_conventions_labels_and_replace_the_re
     assert!(s.has_family("http_response_size_bytes"));
 
     // The traced request's exemplar, on the otel family's bucket.
-    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
-        !exemplars(text).is_empty()
-    })
-    .await;
-    let found = exemplars(&text);
+    let (_, found) = testkit::scrape::exemplars_until(&sidecar.admin_url("/metrics")).await;
     let [exemplar] = found.as_slice() else {
         panic!("one exemplar: {found:#?}")
     };
@@ -200,11 +196,7 @@ async fn with_the_default_names_no_otel_family_appears() {
         ),
         Some(3.0)
     );
-    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
-        !exemplars(text).is_empty()
-    })
-    .await;
-    let found = exemplars(&text);
+    let (_, found) = testkit::scrape::exemplars_until(&sidecar.admin_url("/metrics")).await;
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(
         found[0]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hyper::Request;
-use testkit::{Scrape, exemplars::exemplars, otlp::Receiver};
+use testkit::{Scrape, otlp::Receiver};
 
 use crate::stub::{Stub, closed_port};
 use crate::support::{Sidecar, echoed, empty, send};
@@ -78,11 +78,7 @@ async fn a_sampled_parent_goes_on_with_the_sidecars_span_and_becomes_an_exemplar
     );
     assert_eq!(tracestate, ["vendor=opaque"]);
 
-    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
-        !exemplars(text).is_empty()
-    })
-    .await;
-    let found = exemplars(&text);
+    let (_, found) = testkit::scrape::exemplars_until(&sidecar.admin_url("/metrics")).await;
     let [exemplar] = found.as_slice() else {
         panic!("one exemplar: {found:#?}")
     };
@@ -193,11 +189,8 @@ async fn unsampled_and_malformed_parents_leave_no_exemplar_and_no_span() {
         .await;
     let ids: Vec<String> = spans.iter().map(|s| s.trace_id()).collect();
     assert_eq!(ids, [marker]);
-    let text = testkit::scrape::openmetrics_until(&sidecar.admin_url("/metrics"), |text| {
-        !exemplars(text).is_empty()
-    })
-    .await;
-    let ids: Vec<String> = exemplars(&text).into_iter().map(|e| e.trace_id).collect();
+    let (text, found) = testkit::scrape::exemplars_until(&sidecar.admin_url("/metrics")).await;
+    let ids: Vec<String> = found.into_iter().map(|e| e.trace_id).collect();
     assert_eq!(ids, [marker], "{text}");
 }
 
