@@ -186,7 +186,7 @@ async fn run(
             if count == 0 {
                 break;
             }
-            pending -= count.min(pending);
+            pending -= count;
             let body = export_request(&export.service_name, batch).encode_to_vec();
             match send(&client, &export, body).await {
                 Ok(()) => {

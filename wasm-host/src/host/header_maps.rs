@@ -16,7 +16,7 @@ use crate::pairs;
 use crate::state::HostState;
 
 fn read_key(c: &mut C<'_>, ptr: i32, len: i32) -> Result<String, Status> {
-    Ok(String::from_utf8_lossy(&read(c, ptr, len)?).to_ascii_lowercase())
+    memory::with_bytes(c, ptr, len, |_, bytes| lowercased(bytes, str::to_owned))
 }
 
 /// Runs `f` with the host state and the key at `ptr` lower-cased (a header read is the commonest
@@ -32,7 +32,7 @@ fn with_key<R>(
     })
 }
 
-/// `bytes` lower-cased, as `read_key` makes it: on the stack when short and valid UTF-8.
+/// `bytes` lower-cased (lossy UTF-8), on the stack when short and valid UTF-8.
 fn lowercased<R>(bytes: &[u8], f: impl FnOnce(&str) -> R) -> R {
     let mut short = [0u8; 64];
     if let Some(key) = short.get_mut(..bytes.len()) {
