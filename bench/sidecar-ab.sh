@@ -8,7 +8,8 @@
 #   bench/sidecar-ab.sh before=/tmp/sidecar-before after=target/release/sidecar
 #
 # Knobs: AB_ROUNDS (3), AB_SECONDS (6), AB_WORKERS (nproc), AB_LUA (a wrk script, e.g.
-# bench/sidecar-post.lua for the 1 KiB POST), AB_PORT_BASE (18200).
+# bench/sidecar-post.lua for the 1 KiB POST), AB_PORT_BASE (18200), AB_PLUGINS (example plugins
+# to load, e.g. "client-slo items-business", from plugins/dist: run plugins/build first).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,6 +27,12 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$wo
 "$upstream_bin" "127.0.0.1:$base" 2>/dev/null &
 pids+=($!)
 printf 'workers = %s\n[[routes]]\ntemplate = "/hello"\n[[routes]]\ntemplate = "/echo"\n' "$workers" >"$work/sidecar.toml"
+for plugin in ${AB_PLUGINS:-}; do
+    wasm="$root/plugins/dist/$plugin.wasm"
+    [[ -f $wasm ]] || { echo "AB_PLUGINS: $wasm missing (run plugins/build)" >&2; exit 1; }
+    printf '[[plugins]]\nname = "%s"\npath = "%s"\n' "$plugin" "$wasm" >>"$work/sidecar.toml"
+    [[ $plugin == items-business ]] && printf 'request_body = true\nresponse_body = true\n' >>"$work/sidecar.toml"
+done
 script=()
 [[ -n "${AB_LUA:-}" ]] && script=(-s "$AB_LUA")
 url="http://127.0.0.1:$((base + 1))/hello"

@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use super::abi::MapType;
 use super::cluster::Cluster;
 use super::grpc_call::{self, GrpcEnd};
-use super::pairs::MapView;
+use super::pairs::{MapView, StatusDigits};
 
 /// A callout the guest asked for, not started yet.
 #[derive(Debug)]
@@ -96,14 +96,8 @@ impl CallAnswer {
     pub(crate) fn with_map<R>(&self, map: MapType, f: impl FnOnce(MapView<'_>) -> R) -> Option<R> {
         match map {
             MapType::HttpCallResponseHeaders => {
-                let digits = self
-                    .status
-                    .filter(|c| (100..1000).contains(c))
-                    .map(|c| [c / 100, c / 10 % 10, c % 10].map(|d| b'0' + d as u8));
-                let status = digits
-                    .as_ref()
-                    .and_then(|d| std::str::from_utf8(d).ok())
-                    .unwrap_or_default();
+                let digits = StatusDigits::new(self.status);
+                let status = digits.as_ref().map_or("", StatusDigits::as_str);
                 let pseudo = [(":status", status)];
                 let pseudo: &[(&str, &str)] = if self.status.is_some() { &pseudo } else { &[] };
                 Some(f(MapView {

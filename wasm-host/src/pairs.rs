@@ -8,6 +8,21 @@
 
 use http::{HeaderMap, HeaderValue};
 
+/// A status code as the three ASCII digits of a `:status` pseudo-header (none outside
+/// 100-999), kept on the stack for the call that reads it.
+pub(crate) struct StatusDigits([u8; 3]);
+
+impl StatusDigits {
+    pub(crate) fn new(code: Option<u16>) -> Option<StatusDigits> {
+        code.filter(|c| (100..1000).contains(c))
+            .map(|c| StatusDigits([c / 100, c / 10 % 10, c % 10].map(|d| b'0' + d as u8)))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The pseudo-headers a guest sees before a map's real headers (`:method`, `:path`,
 /// `:authority`, `:scheme` for requests; `:status` for responses), never stored: writes to
 /// them are ignored, as the sidecar cannot apply them.

@@ -5,7 +5,6 @@
 //! the filter pays per callback).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::PluginSet;
 use crate::metrics::host::Callback;
@@ -35,7 +34,7 @@ impl HandDriven {
             method: http::Method::GET,
             uri: http::Uri::from_static("/"),
             version: http::Version::HTTP_11,
-            started: Instant::now(),
+            started: RequestInfo::now(),
             route: None,
             peer: None,
         });

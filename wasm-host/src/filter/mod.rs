@@ -17,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::future::Either;
@@ -116,7 +115,7 @@ fn request_info(parts: &mut http::request::Parts) -> RequestInfo {
         method: parts.method.clone(),
         uri: parts.uri.clone(),
         version: parts.version,
-        started: Instant::now(),
+        started: RequestInfo::now(),
         // Taken, not cloned: nothing below this layer reads it, and a clone would write the
         // template's reference count, shared by every worker.
         route: parts.extensions.remove::<RouteTemplate>().map(|r| r.0),
@@ -124,10 +123,11 @@ fn request_info(parts: &mut http::request::Parts) -> RequestInfo {
     }
 }
 
-/// Whether a phase paused and, after waiting, produced a local response.
+/// Waits for a paused phase to be resumed (or answered locally). Boxed: pausing is rare, and
+/// the wait's timer would otherwise make every request's future larger.
 async fn settle(stream: &ActiveStream, outcome: &mut Outcome) {
     if outcome.paused && outcome.local.is_none() {
-        stream.wait_resumed(outcome).await;
+        Box::pin(stream.wait_resumed(outcome)).await;
     }
 }
 
@@ -141,7 +141,7 @@ async fn body_phase<'a>(
     data: &mut Bytes,
     headers: &mut Arc<HeaderMap>,
     call: impl Fn(&ActiveStream, &Bytes) -> Option<Outcome>,
-) -> Option<LocalResponse> {
+) -> Option<Box<LocalResponse>> {
     for stream in streams {
         let config = stream.plugin().config();
         if !wants(config) {
@@ -164,6 +164,56 @@ async fn body_phase<'a>(
         }
     }
     None
+}
+
+/// The request body phase: the body collected up to `limit`, then `on_request_body` and
+/// `on_request_trailers` for the plugins that asked for it; returns the body to forward.
+async fn request_body(
+    streams: &[ActiveStream],
+    body: Body,
+    limit: usize,
+    headers: &mut Arc<HeaderMap>,
+    local: &mut Option<Box<LocalResponse>>,
+) -> Body {
+    match collect(body, limit).await {
+        Collected::Complete { mut data, trailers } => {
+            let trailer_map = trailers.clone().map(Arc::new);
+            *local = body_phase(
+                streams.iter(),
+                |config| config.request_body,
+                &mut data,
+                headers,
+                |stream, data| stream.request_body(data, trailer_map.clone()),
+            )
+            .await;
+            // Envoy's order: trailers after the body, to the plugins that saw the body.
+            if let (None, Some(map)) = (&*local, &trailer_map) {
+                for stream in streams {
+                    if !stream.plugin().config().request_body {
+                        continue;
+                    }
+                    let Some(mut outcome) = stream.request_trailers(map) else {
+                        continue;
+                    };
+                    settle(stream, &mut outcome).await;
+                    if outcome.local.is_some() {
+                        *local = outcome.local;
+                        break;
+                    }
+                }
+            }
+            rebuild(data, trailers)
+        }
+        Collected::TooLarge(body) => {
+            tracing::debug!(
+                limit,
+                "request body over the body limit; plugins do not observe it"
+            );
+            body
+        }
+        // The client's body broke: the inner service sees it break the same way.
+        Collected::Failed(read, error) => replay_failed(read, error),
+    }
 }
 
 /// The inner service's call, boxed.
@@ -205,45 +255,9 @@ async fn filter(
         .map(|s| s.plugin().config().body_limit_bytes)
         .max();
     if let (None, Some(limit), false) = (&local, body_limit, end_of_stream) {
-        body = match collect(body, limit).await {
-            Collected::Complete { mut data, trailers } => {
-                let trailer_map = trailers.clone().map(Arc::new);
-                local = body_phase(
-                    streams.iter(),
-                    |config| config.request_body,
-                    &mut data,
-                    &mut headers,
-                    |stream, data| stream.request_body(data, trailer_map.clone()),
-                )
-                .await;
-                // Envoy's order: trailers after the body, to the plugins that saw the body.
-                if let (None, Some(map)) = (&local, &trailer_map) {
-                    for stream in &streams {
-                        if !stream.plugin().config().request_body {
-                            continue;
-                        }
-                        let Some(mut outcome) = stream.request_trailers(map) else {
-                            continue;
-                        };
-                        settle(stream, &mut outcome).await;
-                        if outcome.local.is_some() {
-                            local = outcome.local;
-                            break;
-                        }
-                    }
-                }
-                rebuild(data, trailers)
-            }
-            Collected::TooLarge(body) => {
-                tracing::debug!(
-                    limit,
-                    "request body over the body limit; plugins do not observe it"
-                );
-                body
-            }
-            // The client's body broke: the inner service sees it break the same way.
-            Collected::Failed(read, error) => replay_failed(read, error),
-        };
+        // Boxed: only requests whose body a plugin asked for pay for its state.
+        let phase = request_body(&streams, body, limit, &mut headers, &mut local);
+        body = Box::pin(phase).await;
     }
     // Plugins that export nothing past the request phases are done with this request.
     // (Dropping a stream ends it: its view goes.)
@@ -251,7 +265,7 @@ async fn filter(
     parts.headers = Arc::unwrap_or_clone(headers);
 
     let (mut response, details) = match local {
-        Some(local) => (local_response(local), "wasm_local_reply"),
+        Some(local) => (local_response(*local), "wasm_local_reply"),
         None => {
             let Ok(response) = forward(Request::from_parts(parts, body)).await;
             (response, "via_upstream")

@@ -83,32 +83,16 @@ pub(super) async fn respond(
         .map(|s| s.plugin().config().body_limit_bytes)
         .max();
     if let (None, Some(limit), false) = (&late, body_limit, response.body().is_end_stream()) {
+        // Boxed: only responses whose body a plugin asked for pay for its state.
         let body = std::mem::replace(response.body_mut(), crate::body::empty());
-        *response.body_mut() = match collect(body, limit).await {
-            Collected::Complete { mut data, trailers } => {
-                late = body_phase(
-                    streams.iter().rev(),
-                    |config| config.response_body,
-                    &mut data,
-                    &mut headers,
-                    ActiveStream::response_body,
-                )
-                .await;
-                rebuild(data, trailers)
+        let phase = response_body(&streams, body, limit, &mut headers);
+        match Box::pin(phase).await {
+            Ok((body, local)) => {
+                *response.body_mut() = body;
+                late = local;
             }
-            Collected::TooLarge(body) => {
-                tracing::debug!(
-                    limit,
-                    "response body over the body limit; plugins do not observe it"
-                );
-                body
-            }
-            // Nothing has reached the client: a clean 502 instead of a head and a broken body.
-            Collected::Failed(_, error) => {
-                broken = Some(error);
-                crate::body::empty()
-            }
-        };
+            Err(error) => broken = Some(error),
+        }
     }
     if let Some(error) = broken {
         *response = broken_body(error);
@@ -117,7 +101,7 @@ pub(super) async fn respond(
         details = "upstream_body_broken";
     } else if let Some(local) = late {
         // The upstream's response is dropped unread: the client gets the plugin's answer.
-        *response = local_response(local);
+        *response = local_response(*local);
         code = response.status().as_u16();
         headers = Arc::new(std::mem::take(response.headers_mut()));
         details = "wasm_local_reply";
@@ -140,4 +124,37 @@ pub(super) async fn respond(
             }
         }),
     );
+}
+
+/// The response body phase: the body collected up to `limit`, then `on_response_body` in
+/// reverse plugin order. Returns the body to send and a local reply if a plugin asked for one,
+/// or the error of a body that broke off (nothing has reached the client: the caller answers
+/// a clean 502 instead of a head and a broken body).
+async fn response_body(
+    streams: &[ActiveStream],
+    body: Body,
+    limit: usize,
+    headers: &mut Arc<HeaderMap>,
+) -> Result<(Body, Option<Box<LocalResponse>>), BoxError> {
+    match collect(body, limit).await {
+        Collected::Complete { mut data, trailers } => {
+            let late = body_phase(
+                streams.iter().rev(),
+                |config| config.response_body,
+                &mut data,
+                headers,
+                ActiveStream::response_body,
+            )
+            .await;
+            Ok((rebuild(data, trailers), late))
+        }
+        Collected::TooLarge(body) => {
+            tracing::debug!(
+                limit,
+                "response body over the body limit; plugins do not observe it"
+            );
+            Ok((body, None))
+        }
+        Collected::Failed(_, error) => Err(error),
+    }
 }

@@ -57,11 +57,11 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     return code(Status::BadArgument);
                 }
                 stream.local_reply_sent = true;
-                stream.local_response = Some(LocalResponse {
+                stream.local_response = Some(Box::new(LocalResponse {
                     status,
                     body,
                     headers,
-                });
+                }));
             }
             ok()
         },

@@ -4,9 +4,7 @@
 //! its message (Envoy's unary client has no metadata callbacks). A stream delivers its initial
 //! metadata, each message, its trailing metadata (maps 4 and 5) and its close, in that order.
 
-use std::sync::Arc;
-
-use super::{Fault, Fn3, PluginInstance};
+use super::{Exports, Fault, Fn3, PluginInstance};
 use crate::abi::{BufferType, MapType, ROOT_CONTEXT_ID};
 use crate::grpc_call::{GrpcEnd, code};
 use crate::grpc_stream::StreamEvent;
@@ -41,18 +39,15 @@ impl PluginInstance {
         if !self.store.data().grpc_streams.contains_key(&token) || !self.context_alive(ctx) {
             return Ok(false);
         }
-        let exports = Arc::clone(&self.exports);
         match event {
             StreamEvent::InitialMetadata(map) => {
-                let f = exports.grpc_initial_metadata.as_ref();
                 let kind = MapType::GrpcReceiveInitialMetadata;
-                self.grpc_metadata(Callback::GrpcInitialMetadata, f, kind, ctx, token, map)?;
+                self.grpc_metadata(Callback::GrpcInitialMetadata, kind, ctx, token, map)?;
             }
             StreamEvent::Message(message) => self.grpc_message(ctx, token, message)?,
             StreamEvent::TrailingMetadata(map) => {
-                let f = exports.grpc_trailing_metadata.as_ref();
                 let kind = MapType::GrpcReceiveTrailingMetadata;
-                self.grpc_metadata(Callback::GrpcTrailingMetadata, f, kind, ctx, token, map)?;
+                self.grpc_metadata(Callback::GrpcTrailingMetadata, kind, ctx, token, map)?;
             }
             StreamEvent::Close {
                 status, message, ..
@@ -68,27 +63,29 @@ impl PluginInstance {
     fn grpc_metadata(
         &mut self,
         callback: Callback,
-        f: Option<&Fn3<()>>,
         kind: MapType,
         ctx: u32,
         token: u32,
         map: http::HeaderMap,
     ) -> Result<(), Fault> {
-        let Some(f) = f else {
-            return Ok(());
+        let select: fn(&Exports) -> Option<&Fn3<()>> = match kind {
+            MapType::GrpcReceiveInitialMetadata => |e| e.grpc_initial_metadata.as_ref(),
+            _ => |e| e.grpc_trailing_metadata.as_ref(),
         };
+        if select(&self.exports).is_none() {
+            return Ok(());
+        }
         let params = (ctx as i32, token as i32, map.len() as i32);
         self.store.data_mut().grpc_metadata = Some((kind, map));
-        let result = self.call(callback, ctx, f, params);
+        let result = self.call_export(callback, ctx, select, params).map(drop);
         self.store.data_mut().grpc_metadata = None;
         result
     }
 
     fn grpc_message(&mut self, ctx: u32, token: u32, message: bytes::Bytes) -> Result<(), Fault> {
-        let exports = Arc::clone(&self.exports);
-        let Some(f) = exports.grpc_receive.as_ref() else {
+        if self.exports.grpc_receive.is_none() {
             return Ok(());
-        };
+        }
         let params = (ctx as i32, token as i32, message.len() as i32);
         let state = self.store.data_mut();
         state.grpc_status = Some((code::OK, String::new()));
@@ -97,7 +94,14 @@ impl PluginInstance {
             bytes: message,
             changed: false,
         });
-        let result = self.call(Callback::GrpcReceive, ctx, f, params);
+        let result = self
+            .call_export(
+                Callback::GrpcReceive,
+                ctx,
+                |e| e.grpc_receive.as_ref(),
+                params,
+            )
+            .map(drop);
         let state = self.store.data_mut();
         state.grpc_status = None;
         state.buffer = None;
@@ -111,13 +115,14 @@ impl PluginInstance {
         status: u32,
         message: String,
     ) -> Result<(), Fault> {
-        let exports = Arc::clone(&self.exports);
-        let Some(f) = exports.grpc_close.as_ref() else {
+        if self.exports.grpc_close.is_none() {
             return Ok(());
-        };
+        }
         self.store.data_mut().grpc_status = Some((status, message));
         let params = (ctx as i32, token as i32, status as i32);
-        let result = self.call(Callback::GrpcClose, ctx, f, params);
+        let result = self
+            .call_export(Callback::GrpcClose, ctx, |e| e.grpc_close.as_ref(), params)
+            .map(drop);
         self.store.data_mut().grpc_status = None;
         result
     }

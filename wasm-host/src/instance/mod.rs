@@ -47,9 +47,7 @@ type CallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 /// A started instance.
 pub(crate) struct PluginInstance {
     store: Store<HostState>,
-    /// Shared so a call can borrow an export while `self` is borrowed mutably; cloning a
-    /// `TypedFunc` itself is not free (it takes a type-registry reference).
-    exports: Arc<Exports>,
+    exports: Exports,
     handles: PluginHandles,
     deadline: u64,
     reported_memory: i64,
@@ -98,7 +96,7 @@ impl PluginInstance {
             .map_err(|e| fail(FaultKind::Instantiate, e))?;
         let mut this = PluginInstance {
             store,
-            exports: Arc::new(exports),
+            exports,
             handles,
             deadline: start_deadline,
             reported_memory: 0,
@@ -106,15 +104,12 @@ impl PluginInstance {
         if let Some(init) = init {
             this.call(Callback::Initialize, 0, &init, ())?;
         }
-        let exports = Arc::clone(&this.exports);
-        if let Some(create) = exports.context_create.as_ref() {
-            this.call(
-                Callback::ContextCreate,
-                ROOT_CONTEXT_ID,
-                create,
-                (ROOT_CONTEXT_ID as i32, 0),
-            )?;
-        }
+        this.call_export(
+            Callback::ContextCreate,
+            ROOT_CONTEXT_ID,
+            |e| e.context_create.as_ref(),
+            (ROOT_CONTEXT_ID as i32, 0),
+        )?;
         let root = ROOT_CONTEXT_ID as i32;
         if let Some(vm_start) = vm_start
             && this.call(
@@ -158,36 +153,40 @@ impl PluginInstance {
         func: &TypedFunc<P, R>,
         params: P,
     ) -> Result<R, Fault> {
-        let state = self.store.data_mut();
-        state.current = ctx;
-        state.effective = ctx;
-        let ticks = state.deadline.arm(self.deadline);
-        self.store.set_epoch_deadline(ticks);
-        let clock = clock();
-        let started = clock.raw();
-        let result = func.call(&mut self.store, params);
-        let elapsed = clock.delta_as_nanos(started, clock.raw());
-        self.handles.callback(callback, elapsed);
-        let memory = self.store.data().limiter.memory_bytes as i64;
-        if memory != self.reported_memory {
-            self.handles.memory_delta(memory - self.reported_memory);
-            self.reported_memory = memory;
+        self.calls().call(callback, ctx, func, params)
+    }
+
+    /// Calls the export `select` picks, if the guest has it (`Ok(None)` if not).
+    fn call_export<P: WasmParams, R: WasmResults>(
+        &mut self,
+        callback: Callback,
+        ctx: u32,
+        select: fn(&Exports) -> Option<&TypedFunc<P, R>>,
+        params: P,
+    ) -> Result<Option<R>, Fault> {
+        let (exports, mut calls) = self.split();
+        match select(exports) {
+            Some(func) => calls.call(callback, ctx, func, params).map(Some),
+            None => Ok(None),
         }
-        result.map_err(|error| {
-            let state = self.store.data_mut();
-            let kind = if state.limiter.denied {
-                FaultKind::Memory
-            } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                FaultKind::Deadline
-            } else {
-                FaultKind::Trap
-            };
-            Fault {
-                kind,
-                message: format!("{error:#}"),
-                last_critical: state.last_critical.take(),
-            }
-        })
+    }
+
+    fn calls(&mut self) -> Calls<'_> {
+        self.split().1
+    }
+
+    /// The exports beside what a call needs, borrowed apart (a call borrows an export while the
+    /// store is borrowed mutably).
+    fn split(&mut self) -> (&Exports, Calls<'_>) {
+        (
+            &self.exports,
+            Calls {
+                store: &mut self.store,
+                handles: &self.handles,
+                deadline: self.deadline,
+                reported_memory: &mut self.reported_memory,
+            },
+        )
     }
 
     /// Whether the guest exports `callback` (what it does not export, the host need not prepare).
@@ -212,5 +211,54 @@ impl PluginInstance {
 impl Drop for PluginInstance {
     fn drop(&mut self) {
         self.handles.memory_delta(-self.reported_memory);
+    }
+}
+
+/// What one guest call needs of its instance.
+struct Calls<'a> {
+    store: &'a mut Store<HostState>,
+    handles: &'a PluginHandles,
+    deadline: u64,
+    reported_memory: &'a mut i64,
+}
+
+impl Calls<'_> {
+    fn call<P: WasmParams, R: WasmResults>(
+        &mut self,
+        callback: Callback,
+        ctx: u32,
+        func: &TypedFunc<P, R>,
+        params: P,
+    ) -> Result<R, Fault> {
+        let state = self.store.data_mut();
+        state.current = ctx;
+        state.effective = ctx;
+        let ticks = state.deadline.arm(self.deadline);
+        self.store.set_epoch_deadline(ticks);
+        let clock = clock();
+        let started = clock.raw();
+        let result = func.call(&mut *self.store, params);
+        let elapsed = clock.delta_as_nanos(started, clock.raw());
+        self.handles.callback(callback, elapsed);
+        let memory = self.store.data().limiter.memory_bytes as i64;
+        if memory != *self.reported_memory {
+            self.handles.memory_delta(memory - *self.reported_memory);
+            *self.reported_memory = memory;
+        }
+        result.map_err(|error| {
+            let state = self.store.data_mut();
+            let kind = if state.limiter.denied {
+                FaultKind::Memory
+            } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                FaultKind::Deadline
+            } else {
+                FaultKind::Trap
+            };
+            Fault {
+                kind,
+                message: format!("{error:#}"),
+                last_critical: state.last_critical.take(),
+            }
+        })
     }
 }

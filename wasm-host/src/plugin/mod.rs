@@ -45,6 +45,8 @@ pub struct Plugin {
     slots: Vec<Padded>,
     /// Which callbacks the module exports, by `Callback as usize` (the same for every instance).
     exports: [bool; Callback::ALL.len()],
+    /// The module exports a response or end-of-request callback (asked once per request).
+    needs_end: bool,
     fingerprint: (usize, u64),
     this: Weak<Plugin>,
     /// Set when a reload removed or replaced the plugin: its timers and queue deliveries stop
@@ -89,8 +91,19 @@ impl Plugin {
                 Ok(canary) => Callback::ALL.map(|c| canary.exported(c)),
                 Err(_) => [false; Callback::ALL.len()],
             };
+            let needs_end = [
+                Callback::ResponseHeaders,
+                Callback::ResponseBody,
+                Callback::ResponseTrailers,
+                Callback::Log,
+                Callback::Done,
+                Callback::Delete,
+            ]
+            .iter()
+            .any(|c| exports[*c as usize]);
             let plugin = Plugin {
                 service: shared.config.is_service(),
+                needs_end,
                 shared,
                 engine: engine.clone(),
                 pre,
@@ -160,16 +173,7 @@ impl Plugin {
     /// Whether a request's context must live past the request phases: the module exports a
     /// response or end-of-request callback.
     pub(crate) fn needs_end(&self) -> bool {
-        [
-            Callback::ResponseHeaders,
-            Callback::ResponseBody,
-            Callback::ResponseTrailers,
-            Callback::Log,
-            Callback::Done,
-            Callback::Delete,
-        ]
-        .into_iter()
-        .any(|c| self.exports(c))
+        self.needs_end
     }
 
     fn lock(&self, index: usize) -> MutexGuard<'_, Slot> {

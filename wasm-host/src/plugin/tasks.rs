@@ -20,6 +20,14 @@ impl Plugin {
             return;
         };
         let state = instance.state();
+        // The common case, checked before anything moves: the guest asked for nothing.
+        if state.pending_calls.is_empty()
+            && state.pending_streams.is_empty()
+            && state.registered_queues.is_empty()
+            && state.tick_period.is_none()
+        {
+            return;
+        }
         let calls = std::mem::take(&mut state.pending_calls);
         let streams = std::mem::take(&mut state.pending_streams);
         let queues = std::mem::take(&mut state.registered_queues);

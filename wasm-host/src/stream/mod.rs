@@ -3,7 +3,8 @@
 //! for (headers, body, local response, resume). A `None` from any phase means the plugin is out
 //! of this request (its instance faulted or was replaced): the request carries on without it.
 //! A phase whose callback the guest does not export costs nothing: its facts reach the view
-//! when the next exported callback needs them (at the latest in `on_log`).
+//! when the next exported callback needs them (at the latest in `on_log`). `end.rs`: the
+//! end-of-request callbacks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use super::abi::{Action, BufferType, MapType};
 use super::instance::{Fault, PluginInstance};
 use super::metrics::host::{Callback, FaultKind};
 use super::plugin::{Lease, Plugin};
+
+mod end;
 use super::state::{Buffer, LocalResponse, RequestInfo, Stream};
 
 /// What a callback left behind.
@@ -27,7 +30,7 @@ pub(crate) struct Outcome {
     /// Replacement body, if the guest changed it.
     pub body: Option<Bytes>,
     /// A local response the guest asked for.
-    pub local: Option<LocalResponse>,
+    pub local: Option<Box<LocalResponse>>,
     /// The header map of the phase (what a guest may still change while paused).
     pub map: Option<MapType>,
 }
@@ -282,76 +285,5 @@ impl ActiveStream {
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-    }
-
-    /// End of the request: `on_log` → `on_done` → `on_delete`, with the final facts.
-    pub(crate) fn finish(mut self, ending: &Ending) {
-        self.end(ending);
-    }
-
-    fn end(&mut self, ending: &Ending) {
-        if std::mem::replace(&mut self.ended, true) {
-            return;
-        }
-        let done = self.with(|inst, ctx| {
-            if let Some(stream) = inst.state().streams.get_mut(&ctx) {
-                // The head has left: a local reply now is refused (as Envoy refuses a second).
-                stream.head_sent = true;
-                let response = &mut stream.response;
-                // What was sent wins (a late local reply replaced the upstream's answer).
-                response.code = ending.code.or(response.code);
-                response.code_details = ending.details.or(response.code_details);
-                response.size = Some(ending.sent);
-                response.duration = Some(stream.info.started.elapsed());
-                if ending.headers.is_some() {
-                    stream.response_headers = ending.headers.clone();
-                }
-                stream.response_trailers = ending.trailers.clone();
-            }
-            // Envoy's order: trailers (read-only here: they have been sent) before `on_log`.
-            if let Some(trailers) = ending.trailers.as_ref().filter(|t| !t.is_empty()) {
-                inst.on_trailers(Callback::ResponseTrailers, ctx, trailers.len())?;
-            }
-            let done = inst.on_log_and_done(ctx)?;
-            let called_done = inst.state().streams.get(&ctx).is_some_and(|s| s.done);
-            if done || called_done {
-                inst.on_delete(ctx)?;
-                return Ok(true);
-            }
-            Ok(false)
-        });
-        // on_done returned false: the plugin finishes later with proxy_done.
-        if done == Some(false) {
-            self.await_done();
-        }
-    }
-
-    fn await_done(&self) {
-        let (plugin, lease, ctx) = (self.plugin().clone(), self.lease, self.ctx);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            plugin.with(lease, |inst| inst.on_delete(ctx));
-            return;
-        };
-        runtime.spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let done = plugin.with(lease, |inst| {
-                    Ok(inst.state().streams.get(&ctx).is_none_or(|s| s.done))
-                });
-                if done != Some(false) || tokio::time::Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            plugin.with(lease, |inst| inst.on_delete(ctx));
-        });
-    }
-}
-
-/// A request abandoned midway (the client left, the future was dropped) still gets its
-/// end-of-request callbacks, as Envoy does on a stream reset, so the guest forgets the context.
-impl Drop for ActiveStream {
-    fn drop(&mut self) {
-        self.end(&Ending::default());
     }
 }
