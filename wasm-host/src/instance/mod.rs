@@ -153,7 +153,7 @@ impl PluginInstance {
         func: &TypedFunc<P, R>,
         params: P,
     ) -> Result<R, Fault> {
-        self.calls().call(callback, ctx, func, params)
+        self.split().1.call(callback, ctx, func, params)
     }
 
     /// Calls the export `select` picks, if the guest has it (`Ok(None)` if not).
@@ -169,10 +169,6 @@ impl PluginInstance {
             Some(func) => calls.call(callback, ctx, func, params).map(Some),
             None => Ok(None),
         }
-    }
-
-    fn calls(&mut self) -> Calls<'_> {
-        self.split().1
     }
 
     /// The exports beside what a call needs, borrowed apart (a call borrows an export while the
