@@ -6,7 +6,8 @@
 //! extensions as on HTTP/1. The request head limit is the HTTP/1 one, applied to the decoded
 //! header list (`SETTINGS_MAX_HEADER_LIST_SIZE`); a header block that exceeds it, however many
 //! `CONTINUATION` frames carry it, ends the stream (the h2 crate bounds the buffering, which
-//! closed the CONTINUATION flood of CVE-2024-27316's family).
+//! closed the CONTINUATION flood of CVE-2024-27316's family). Extended CONNECT (RFC 8441) is
+//! offered, so WebSocket clients can open a stream the service may turn into a tunnel.
 
 use std::{convert::Infallible, time::Duration};
 
@@ -68,7 +69,10 @@ pub(crate) async fn serve<S, B>(
         .max_header_list_size(u32::try_from(max_header_bytes).unwrap_or(u32::MAX))
         .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
         .max_local_error_reset_streams(settings.max_local_error_reset_streams)
-        .keep_alive_interval(settings.keep_alive_interval);
+        .keep_alive_interval(settings.keep_alive_interval)
+        // Extended CONNECT (RFC 8441): WebSocket over an HTTP/2 stream. The request reaches the
+        // service as `CONNECT` with a `hyper::ext::Protocol`; a 2xx answer hands the stream over.
+        .enable_connect_protocol();
     if let Some(interval) = settings.keep_alive_interval {
         builder.keep_alive_timeout(interval);
     }

@@ -7,7 +7,7 @@
 //! multiplexes, so a connection can't be driven by any one request's future.
 
 use std::{
-    pin::Pin,
+    pin::{Pin, pin},
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -19,7 +19,10 @@ use http_body::{Body as _, Frame, SizeHint};
 use hyper::{body::Incoming, client::conn::http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serve::{Deadline, Deadlines};
-use tokio::sync::Mutex;
+use tokio::{
+    sync::{Mutex, watch},
+    time::timeout,
+};
 use tracing::debug;
 
 use super::{BodyIdleTimeout, Pool, pool::SendError};
@@ -32,7 +35,15 @@ pub(super) struct H2Leg {
     pool: Pool,
     /// The authority for requests that carry none (HTTP/1.0 clients).
     authority: Authority,
-    sender: Arc<Mutex<Option<http2::SendRequest<Body>>>>,
+    sender: Arc<Mutex<Option<Live>>>,
+}
+
+/// The live connection: how to send on it, and whether the upstream's SETTINGS allow
+/// extended CONNECT (known to the connection's task, which publishes it).
+#[derive(Clone, Debug)]
+struct Live {
+    sender: http2::SendRequest<Body>,
+    extended_connect: watch::Receiver<bool>,
 }
 
 impl H2Leg {
@@ -52,7 +63,21 @@ impl H2Leg {
         idle: (&Deadlines, Duration),
     ) -> Result<Response<Body>, SendError> {
         let request = self.to_http2(request);
-        let mut sender = self.sender().await?;
+        let Live {
+            mut sender,
+            mut extended_connect,
+        } = self.live().await?;
+        // RFC 8441 §3: no `:protocol` before the upstream's SETTINGS allow it. A new
+        // connection may not have read them yet: they are given 100 ms.
+        if request.extensions().get::<hyper::ext::Protocol>().is_some() {
+            let allowed = extended_connect.wait_for(|allowed| *allowed);
+            if !matches!(
+                timeout(Duration::from_millis(100), allowed).await,
+                Ok(Ok(_))
+            ) {
+                return Err(SendError::NoExtendedConnect);
+            }
+        }
         let response = sender
             .send_request(request)
             .await
@@ -86,12 +111,12 @@ impl H2Leg {
 
     /// The live connection, or a new one. Requests wait for one connect rather than each
     /// opening its own.
-    async fn sender(&self) -> Result<http2::SendRequest<Body>, SendError> {
+    async fn live(&self) -> Result<Live, SendError> {
         let mut slot = self.sender.lock().await;
-        if let Some(sender) = slot.as_ref()
-            && !sender.is_closed()
+        if let Some(live) = slot.as_ref()
+            && !live.sender.is_closed()
         {
-            return Ok(sender.clone());
+            return Ok(live.clone());
         }
         let stream = self.pool.connect_stream().await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
@@ -102,13 +127,35 @@ impl H2Leg {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| SendError::Http2(Box::new(error)))?;
+        let (publish, extended_connect) = watch::channel(false);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = pin!(connection);
+            // The upstream's SETTINGS open the connection, but hyper reads them on a task of
+            // its own: this one looks every millisecond until they allow extended CONNECT, for
+            // up to 100 ms, while it drives the connection.
+            let mut looks = 0;
+            let closed = loop {
+                tokio::select! {
+                    closed = connection.as_mut() => break closed,
+                    () = tokio::time::sleep(Duration::from_millis(1)), if looks < 100 => {
+                        looks += 1;
+                        if connection.is_extended_connect_protocol_enabled() {
+                            publish.send_replace(true);
+                            looks = 100;
+                        }
+                    }
+                }
+            };
+            if let Err(error) = closed {
                 debug!(%error, "HTTP/2 upstream connection closed with an error");
             }
         });
-        *slot = Some(sender.clone());
-        Ok(sender)
+        let live = Live {
+            sender,
+            extended_connect,
+        };
+        *slot = Some(live.clone());
+        Ok(live)
     }
 }
 

@@ -28,9 +28,10 @@ pub(super) fn upgrade_asked<B>(request: &Request<B>) -> Option<HeaderValue> {
     named.then(|| protocol.clone())
 }
 
-/// Whether `request` can be forwarded unambiguously.
-pub(super) fn forwardable<B>(request: &Request<B>) -> Result<(), ProxyError> {
-    if request.method() == http::Method::CONNECT {
+/// Whether `request` can be forwarded unambiguously. `switch`: it asks for a protocol switch
+/// (an extended `CONNECT` is one; a plain `CONNECT` is refused).
+pub(super) fn forwardable<B>(request: &Request<B>, switch: bool) -> Result<(), ProxyError> {
+    if request.method() == http::Method::CONNECT && !switch {
         return Err(ProxyError::MethodNotAllowed);
     }
     let mut hosts = request.headers().get_all(HOST).iter();

@@ -13,11 +13,12 @@
 //!   authority. An absolute-form target's authority wins over `Host` (RFC 9112 §3.2.2) and
 //!   becomes the forwarded `Host`. What can't be forwarded unambiguously is refused before
 //!   anything is sent: two `Host` fields, or an HTTP/1.1 request without one (400, RFC 9112
-//!   §3.2), and `CONNECT` (405: a reverse proxy opens no tunnels).
+//!   §3.2), and a plain `CONNECT` (405: a reverse proxy opens no tunnels to arbitrary hosts).
 //!
-//! Bodies stream both ways; nothing is buffered whole. An HTTP/1.1 request that asks for an
-//! `Upgrade` (WebSocket) keeps its `Upgrade` and `Connection: upgrade`; if the upstream answers
-//! 101, the two connections are joined ([`tunnel`]).
+//! Bodies stream both ways; nothing is buffered whole. A request that asks for a protocol
+//! switch (WebSocket: an HTTP/1.1 `Upgrade`, or an HTTP/2 extended `CONNECT`) is sent in the
+//! upstream leg's own form ([`connect`]); if the upstream accepts, the two ends are joined
+//! ([`tunnel`]).
 //!
 //! Which requests can be forwarded, and what happens to their header fields: [`headers`].
 //!
@@ -30,6 +31,7 @@
 //! (OpenAPI, `/readyz`).
 
 mod conn;
+mod connect;
 mod framing;
 mod h2;
 mod head;
@@ -65,9 +67,7 @@ use crate::{
     error::ProxyError,
 };
 use conn::ExchangeError;
-use headers::{
-    TE_TRAILERS, X_FORWARDED_FOR, X_FORWARDED_PROTO, forwardable, forwarded_for, upgrade_asked,
-};
+use headers::{TE_TRAILERS, X_FORWARDED_FOR, X_FORWARDED_PROTO, forwardable, forwarded_for};
 use pool::SendError;
 
 /// The pooled client the OpenAPI loader and the reloader use.
@@ -146,7 +146,12 @@ impl Proxy {
         }
     }
 
-    fn rewrite(&mut self, request: Request<Body>, upgrade: Option<HeaderValue>) -> Request<Body> {
+    fn rewrite(
+        &mut self,
+        request: Request<Body>,
+        switch: Option<connect::Switch>,
+        over_h2: bool,
+    ) -> (Request<Body>, Option<connect::Answer>) {
         let (mut parts, body) = request.into_parts();
         // The client takes trailers: so does the sidecar, on either leg (an HTTP/1.1 server
         // only sends them to a client that says so).
@@ -174,12 +179,7 @@ impl Proxy {
         if te_trailers {
             parts.headers.insert(TE, TE_TRAILERS);
         }
-        if let Some(protocol) = upgrade {
-            parts.headers.insert(UPGRADE, protocol);
-            parts
-                .headers
-                .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        }
+        let answer = switch.map(|switch| connect::forward(switch, &mut parts, over_h2));
         // Room for what is added below, in one growth of the map rather than two.
         parts.headers.reserve(3);
         if !parts.headers.contains_key(HOST) {
@@ -196,7 +196,7 @@ impl Proxy {
         parts
             .headers
             .insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-        Request::from_parts(parts, body)
+        (Request::from_parts(parts, body), answer)
     }
 
     /// `ip` as the value of a fresh `x-forwarded-for`, formatted once per client address.
@@ -222,7 +222,8 @@ impl tower::Service<Request<Body>> for Proxy {
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        if let Err(refused) = forwardable(&request) {
+        let switch = connect::asked(&request);
+        if let Err(refused) = forwardable(&request, switch.is_some()) {
             debug!(
                 error_type = refused.error_type(),
                 "request refused before forwarding"
@@ -234,9 +235,8 @@ impl tower::Service<Request<Body>> for Proxy {
             UpstreamProtocol::H2c => true,
             UpstreamProtocol::Auto => request.version() == Version::HTTP_2,
         };
-        let upgrade = (!over_h2).then(|| upgrade_asked(&request)).flatten();
-        let on_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
-        let request = self.rewrite(request, upgrade);
+        let on_upgrade = switch.is_some().then(|| hyper::upgrade::on(&mut request));
+        let (request, answer) = self.rewrite(request, switch, over_h2);
         let deadline = match &self.deadline {
             Some(deadline) if Arc::strong_count(deadline) == 1 => Arc::clone(deadline),
             _ => Arc::clone(self.deadline.insert(Arc::new(self.inner.deadlines.lease()))),
@@ -247,18 +247,13 @@ impl tower::Service<Request<Body>> for Proxy {
         Box::pin(async move {
             let response = inner.forward(request, &deadline.0, over_h2).await;
             drop(deadline);
-            Ok(match response {
-                Ok(response) => {
-                    if let (Some(client), Some(upstream)) = (
-                        on_upgrade,
-                        response.extensions().get::<tunnel::UpstreamSide>(),
-                    ) {
-                        inner.tunnels.open(client, upstream);
-                    }
-                    response
+            let response = match (response, answer, on_upgrade) {
+                (Ok(response), Some(answer), Some(client)) => {
+                    inner.switch(response, answer, client)
                 }
-                Err(error) => error.into_response(),
-            })
+                (response, ..) => response,
+            };
+            Ok(response.unwrap_or_else(ProxyError::into_response))
         })
     }
 }
@@ -311,6 +306,23 @@ impl Inner {
         Ok(response)
     }
 
+    /// Turns the upstream's answer to a protocol switch into the client's, and joins the two
+    /// ends when the switch was accepted.
+    fn switch(
+        &self,
+        mut response: Response<Body>,
+        answer: connect::Answer,
+        client: hyper::upgrade::OnUpgrade,
+    ) -> Result<Response<Body>, ProxyError> {
+        let accepted = connect::answer(answer, &mut response).inspect_err(|_| {
+            warn!(upstream = %self.upstream, "the upstream accepted a WebSocket with the wrong Sec-WebSocket-Accept");
+        })?;
+        if accepted && let Some(upstream) = tunnel::UpstreamEnd::take(&mut response) {
+            self.tunnels.open(client, upstream);
+        }
+        Ok(response)
+    }
+
     /// Maps a send error to the closed set, and logs it once here, where it is handled.
     fn classify(&self, error: SendError) -> ProxyError {
         let (kind, error, cause): (_, &dyn std::fmt::Display, _) = match &error {
@@ -325,6 +337,11 @@ impl Inner {
             SendError::ConnectTimeout => (
                 ProxyError::ConnectTimeout,
                 &"connect timed out",
+                String::new(),
+            ),
+            SendError::NoExtendedConnect => (
+                ProxyError::ProtocolError,
+                &"the upstream's HTTP/2 SETTINGS do not allow extended CONNECT (RFC 8441)",
                 String::new(),
             ),
             SendError::Exchange(exchange) => {

@@ -42,6 +42,9 @@ pub(crate) enum SendError {
     Exchange(ExchangeError),
     /// An HTTP/2 stream or connection to the upstream failed ([`super::h2`]).
     Http2(Box<hyper::Error>),
+    /// An extended `CONNECT` for an upstream whose HTTP/2 SETTINGS do not allow it (RFC 8441
+    /// §3): not sent.
+    NoExtendedConnect,
 }
 
 /// A worker's connections to the upstream. Clones share the connections.

@@ -1,8 +1,9 @@
-//! Upgraded connections (WebSocket, and any other HTTP/1.1 `Upgrade`): once the upstream has
-//! answered 101 and the client has received it, bytes flow both ways between the two sockets
-//! until either side closes.
+//! Upgraded connections (WebSocket, and any other HTTP/1.1 `Upgrade` or HTTP/2 extended
+//! `CONNECT`): once the upstream has accepted the switch and the client has received the answer,
+//! bytes flow both ways between the two ends (a socket, or an HTTP/2 stream) until either
+//! side closes.
 //!
-//! The RED family counts the 101 once and keeps it out of the duration histograms (a long
+//! The RED family counts the 101 (or the `CONNECT`'s 200) once and keeps it out of the duration histograms (a long
 //! WebSocket would drown every percentile: istio#17424); tunnels have their own families: the
 //! number open, their lifetimes, and the bytes each way (counted as they pass). When either
 //! side closes, the other is told and given a second to finish, then both are closed. Shutdown waits for open tunnels for
@@ -74,6 +75,27 @@ impl UpstreamSide {
     }
 }
 
+/// The upstream's end of a tunnel.
+pub(crate) enum UpstreamEnd {
+    /// The HTTP/1.1 leg's socket after a 101, and what came after the head.
+    Socket(Socket, Bytes),
+    /// The HTTP/2 leg's stream after a 200 to an extended `CONNECT`.
+    Stream(OnUpgrade),
+}
+
+impl UpstreamEnd {
+    /// Taken out of the upstream's accepting answer.
+    pub(crate) fn take<B>(response: &mut http::Response<B>) -> Option<Self> {
+        let extensions = response.extensions_mut();
+        if let Some(side) = extensions.remove::<UpstreamSide>() {
+            return side
+                .take()
+                .map(|(socket, early)| Self::Socket(socket, early));
+        }
+        extensions.remove::<OnUpgrade>().map(Self::Stream)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Direction {
     direction: &'static str,
@@ -131,18 +153,23 @@ impl Tunnels {
         Arc::new(tunnels)
     }
 
-    /// Carries bytes between the client (once hyper has sent it the 101) and the upstream,
+    /// Carries bytes between the client (once hyper has sent it the answer) and the upstream,
     /// on a task of the current worker.
-    pub(crate) fn open(self: &Arc<Self>, client: OnUpgrade, upstream: &UpstreamSide) {
-        let Some((socket, early)) = upstream.take() else {
-            return;
-        };
+    pub(crate) fn open(self: &Arc<Self>, client: OnUpgrade, upstream: UpstreamEnd) {
         self.live.fetch_add(1, Ordering::AcqRel);
         self.open.inc();
         let tunnels = Arc::clone(self);
         tokio::spawn(async move {
             let started = Instant::now();
-            tunnels.carry(client, socket, early).await;
+            match upstream {
+                UpstreamEnd::Socket(socket, early) => tunnels.carry(client, socket, early).await,
+                UpstreamEnd::Stream(stream) => match stream.await {
+                    Ok(stream) => {
+                        (tunnels.carry(client, TokioIo::new(stream), Bytes::new())).await;
+                    }
+                    Err(error) => debug!(%error, "the upstream stream was not handed over"),
+                },
+            }
             tunnels.lifetime.observe(started.elapsed().as_secs_f64());
             tunnels.open.dec();
             if tunnels.live.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -151,7 +178,7 @@ impl Tunnels {
         });
     }
 
-    async fn carry(&self, client: OnUpgrade, upstream: Socket, early: Bytes) {
+    async fn carry(&self, client: OnUpgrade, upstream: impl AsyncRead + AsyncWrite, early: Bytes) {
         let upgraded = match client.await {
             Ok(upgraded) => upgraded,
             Err(error) => return debug!(%error, "the client connection was not upgraded"),

@@ -24,3 +24,4 @@ mod support;
 mod tracing;
 mod tracing_tls;
 mod websocket;
+mod websocket_h2;
