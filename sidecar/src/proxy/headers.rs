@@ -16,11 +16,21 @@ use crate::error::ProxyError;
 pub(super) const TE_TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 
 /// The protocol an HTTP/1.1 request asks to switch to (`Upgrade`, named in `Connection`).
+/// `h2c` is not passed on: HTTP/2 is the sidecar's own connection's business, and the upstream
+/// accepting it would turn every later request into a tunnel nobody measures. Ignoring an
+/// `Upgrade` is always allowed (RFC 9110 §7.8): the request is served over HTTP/1.1.
 pub(super) fn upgrade_asked<B>(request: &Request<B>) -> Option<HeaderValue> {
     if request.version() != Version::HTTP_11 {
         return None;
     }
     let protocol = request.headers().get(UPGRADE)?;
+    if protocol
+        .as_bytes()
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"h2c")
+    {
+        return None;
+    }
     let named = (request.headers().get_all(CONNECTION).iter())
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

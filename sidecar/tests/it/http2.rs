@@ -243,3 +243,37 @@ async fn http2_can_be_turned_off() {
     };
     assert!(failed);
 }
+
+#[tokio::test]
+async fn upgrade_h2c_is_ignored_and_the_request_served_over_http1() {
+    let stub = Stub::start().await;
+    let sidecar = Sidecar::start(&stub.url(), "[[routes]]\ntemplate = \"/echo\"\n").await;
+    let response = send(
+        Request::get(sidecar.url("/echo"))
+            .header("connection", "Upgrade, HTTP2-Settings")
+            .header("upgrade", "h2c")
+            .header("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA")
+            .body(crate::support::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let echo = echoed(&response);
+    assert_eq!(echo["version"], "HTTP/1.1");
+    // The upgrade and its settings are hop-by-hop: the upstream sees a plain request.
+    for name in ["upgrade", "http2-settings", "connection"] {
+        assert!(
+            echo["headers"].get(name).is_none(),
+            "{name} forwarded: {echo}"
+        );
+    }
+    let scrape = sidecar
+        .scrape_until("the request counted", |s| {
+            s.value(
+                "http_requests_total",
+                &[("handler", "/echo"), ("method", "GET"), ("status", "2xx")],
+            ) == Some(1.0)
+        })
+        .await;
+    assert_eq!(scrape.value("sidecar_upgraded_connections", &[]), Some(0.0));
+}
