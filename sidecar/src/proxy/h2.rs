@@ -19,10 +19,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use hyper::{body::Incoming, client::conn::http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serve::{Deadline, Deadlines};
-use tokio::{
-    sync::{Mutex, watch},
-    time::timeout,
-};
+use tokio::sync::{Mutex, watch};
 use tracing::debug;
 
 use super::{BodyIdleTimeout, Pool, pool::SendError};
@@ -39,12 +36,17 @@ pub(super) struct H2Leg {
 }
 
 /// The live connection: how to send on it, and whether the upstream's SETTINGS allow
-/// extended CONNECT (known to the connection's task, which publishes it).
+/// extended CONNECT (`None` until the connection's task knows, see [`EXTENDED_CONNECT_WAIT`]).
 #[derive(Clone, Debug)]
 struct Live {
     sender: http2::SendRequest<Body>,
-    extended_connect: watch::Receiver<bool>,
+    extended_connect: watch::Receiver<Option<bool>>,
 }
+
+/// How long a new connection's task looks for the upstream's SETTINGS to allow extended
+/// CONNECT before deciding they don't. hyper reads SETTINGS on a task of its own and says
+/// neither when they came nor what they held, only whether the setting is on now.
+const EXTENDED_CONNECT_WAIT: Duration = Duration::from_secs(1);
 
 impl H2Leg {
     pub(super) fn new(pool: Pool, authority: Authority) -> Self {
@@ -67,14 +69,10 @@ impl H2Leg {
             mut sender,
             mut extended_connect,
         } = self.live().await?;
-        // RFC 8441 §3: no `:protocol` before the upstream's SETTINGS allow it. A new
-        // connection may not have read them yet: they are given 100 ms.
+        // RFC 8441 §3: no `:protocol` before the upstream's SETTINGS allow it.
         if request.extensions().get::<hyper::ext::Protocol>().is_some() {
-            let allowed = extended_connect.wait_for(|allowed| *allowed);
-            if !matches!(
-                timeout(Duration::from_millis(100), allowed).await,
-                Ok(Ok(_))
-            ) {
+            let known = extended_connect.wait_for(Option::is_some).await;
+            if !known.is_ok_and(|allowed| *allowed == Some(true)) {
                 return Err(SendError::NoExtendedConnect);
             }
         }
@@ -127,21 +125,22 @@ impl H2Leg {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|error| SendError::Http2(Box::new(error)))?;
-        let (publish, extended_connect) = watch::channel(false);
+        let (publish, extended_connect) = watch::channel(None);
         tokio::spawn(async move {
             let mut connection = pin!(connection);
-            // The upstream's SETTINGS open the connection, but hyper reads them on a task of
-            // its own: this one looks every millisecond until they allow extended CONNECT, for
-            // up to 100 ms, while it drives the connection.
-            let mut looks = 0;
+            // While it drives the connection, this task looks every millisecond whether the
+            // upstream's SETTINGS allowed extended CONNECT, until they did or the wait is over.
+            let looks = EXTENDED_CONNECT_WAIT.as_millis();
+            let mut looked = 0;
             let closed = loop {
                 tokio::select! {
                     closed = connection.as_mut() => break closed,
-                    () = tokio::time::sleep(Duration::from_millis(1)), if looks < 100 => {
-                        looks += 1;
-                        if connection.is_extended_connect_protocol_enabled() {
-                            publish.send_replace(true);
-                            looks = 100;
+                    () = tokio::time::sleep(Duration::from_millis(1)), if looked < looks => {
+                        looked += 1;
+                        let allowed = connection.is_extended_connect_protocol_enabled();
+                        if allowed || looked == looks {
+                            publish.send_replace(Some(allowed));
+                            looked = looks;
                         }
                     }
                 }

@@ -150,9 +150,20 @@ async fn shutdown_waits_for_open_tunnels_up_to_the_grace_period_then_closes_them
         "[limits]\ngrace_period = \"1s\"\nfinal_scrape_wait = \"0s\"\n",
     )
     .await;
-    let (mut ws, _) = connect_async(format!("ws://{}/ws", sidecar.proxy))
+    let (ws, _) = connect_async(format!("ws://{}/ws", sidecar.proxy))
         .await
         .unwrap();
+    carried_through_the_grace_period_then_closed(ws, &mut sidecar).await;
+}
+
+/// Shuts `sidecar` down (1 s of grace) with `ws` open: messages still flow for the grace
+/// period, then the sidecar closes the tunnel and stops.
+pub async fn carried_through_the_grace_period_then_closed<S>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    sidecar: &mut Sidecar,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     ws.send(Message::text("before")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("before"));
 

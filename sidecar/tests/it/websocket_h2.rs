@@ -252,3 +252,12 @@ async fn an_upstream_without_extended_connect_and_a_plain_connect_are_refused() 
     let scrape = sidecar.scrape().await;
     assert_eq!(scrape.value("sidecar_upgraded_connections", &[]), Some(0.0));
 }
+
+#[tokio::test]
+async fn shutdown_carries_an_http2_tunnel_through_the_grace_period_then_closes_it() {
+    let upstream = http1_echo_server().await;
+    let file = "[limits]\ngrace_period = \"1s\"\nfinal_scrape_wait = \"0s\"\n";
+    let mut sidecar = Sidecar::start(&format!("http://{upstream}"), file).await;
+    let ws = websocket_over_h2(sidecar.proxy).await;
+    crate::websocket::carried_through_the_grace_period_then_closed(ws, &mut sidecar).await;
+}
