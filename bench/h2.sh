@@ -6,10 +6,13 @@
 # and the CPU time the proxy spent per request, and the sidecar's ratios to the others.
 #
 # The targets are measured in interleaved rounds and each figure is the median over the rounds.
+# The ratios are the medians of each round's own ratios: the three runs of a round are seconds
+# apart, so they share the machine's state, which on a shared VM can move throughput by a third
+# from one minute to the next (a ratio of medians can then compare a fast minute to a slow one).
 #
 # Usage: bench/h2.sh     (installs h2load, nginx and HAProxy through scripts/setup bench)
 # Knobs: BENCH_CLIENTS (32), BENCH_STREAMS (10, concurrent streams per connection),
-#        BENCH_REQUESTS (200000 per run), BENCH_ROUNDS (3), BENCH_WORKERS (nproc),
+#        BENCH_REQUESTS (100000 per run), BENCH_ROUNDS (9), BENCH_WORKERS (nproc),
 #        BENCH_PORT_BASE (18200: upstream, +1 sidecar, +2 sidecar admin, +3 nginx, +4 HAProxy).
 set -euo pipefail
 
@@ -17,8 +20,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/bench/lib.sh"
 clients="${BENCH_CLIENTS:-32}"
 streams="${BENCH_STREAMS:-10}"
-requests="${BENCH_REQUESTS:-200000}"
-rounds="${BENCH_ROUNDS:-3}"
+requests="${BENCH_REQUESTS:-100000}"
+rounds="${BENCH_ROUNDS:-9}"
 workers="${BENCH_WORKERS:-$(nproc)}"
 base="${BENCH_PORT_BASE:-18200}"
 upstream_port=$base sidecar_port=$((base + 1)) admin_port=$((base + 2))
@@ -144,7 +147,7 @@ run() { # round target port pids
     cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
     # The log's third column is each request's time in microseconds.
     read -r p50 p99 < <(cut -f3 "$log" | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[int(NR * 0.5)] / 1000, v[int(NR * 0.99)] / 1000 }')
-    echo "$target $rps $p50 $p99 $cpu" >>"$work/runs"
+    echo "$target $rps $p50 $p99 $cpu $round" >>"$work/runs"
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -167,10 +170,17 @@ for target in sidecar nginx haproxy; do
     echo "$target $(pick 2) $(pick 3) $(pick 4) $(pick 5)" >>"$work/results"
 done
 echo
-awk '{ rps[$1] = $2; p99[$1] = $4; cpu[$1] = $5 } END {
-    for (i = 1; i <= 2; i++) {
-        o = (i == 1) ? "nginx" : "haproxy"
-        printf "sidecar/%-7s req/s %.2f, p99 %.2f, cpu/req %.2f\n", o, rps["sidecar"] / rps[o], p99["sidecar"] / p99[o], cpu["sidecar"] / cpu[o]
-    }
-}' "$work/results"
+echo "the sidecar's ratios, median of the $rounds rounds' own ratios (lowest and highest round in brackets):"
+for other in nginx haproxy; do
+    line="sidecar/$other"
+    for column in 2:req/s 4:p99 5:cpu/req; do
+        # Each round's ratio of the sidecar's figure to the other proxy's, then their median.
+        ratios=$(awk -v o="$other" -v c="${column%%:*}" '{ v[$6, $1] = $c } END {
+            for (k in v) { split(k, part, SUBSEP); r = part[1]
+                if (part[2] == "sidecar" && ((r, o) in v) && v[r, o] > 0) printf "%.3f\n", v[r, "sidecar"] / v[r, o] }
+        }' "$work/runs" | sort -g)
+        line+="  ${column#*:} $(median <<<"$ratios") [$(head -1 <<<"$ratios")-$(tail -1 <<<"$ratios")]"
+    done
+    echo "$line"
+done
 echo "requests counted in the sidecar's http_requests_total (warm-up included): $counted"
