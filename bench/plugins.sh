@@ -149,6 +149,23 @@ for prefix in "${prefixes[@]}"; do
         <(for p in none client-slo items-business both both,cached; do grep "^$prefix$p " "$work/medians"; done)
 done
 echo
+# A round's configurations run a minute apart at most; the machine's state moves more than that
+# between rounds, so each round's own ratio to `none` is the steadier figure.
+echo "req/s ratio to none, median of each round's own ratio (lowest and highest round in brackets):"
+for prefix in "${prefixes[@]}"; do
+    for p in client-slo items-business both both,cached; do
+        [[ -z $prefix || $p != both,cached ]] || continue
+        line=$(printf "%-22s" "$prefix$p")
+        for kind in get post; do
+            ratios=$(awk -v c="$prefix$p" -v base="${prefix}none" -v k="$kind" '$2 == k { v[$1, $3] = $4 }
+                END { for (key in v) { split(key, f, SUBSEP); if (f[1] == c && ((base, f[2]) in v)) printf "%.3f\n", v[key] / v[base, f[2]] } }' \
+                "$work/results" | sort -g)
+            line+="  ${kind^^} $(median <<<"$ratios") [$(head -1 <<<"$ratios")-$(tail -1 <<<"$ratios")]"
+        done
+        echo "$line"
+    done
+done
+echo
 echo "sidecar memory (MiB, median round): idle after start, after the load, peak (VmHWM)"
 printf "%-22s %9s %11s %9s %11s\n" "plugins" "idle" "after load" "peak" "+peak"
 for prefix in "${prefixes[@]}"; do
