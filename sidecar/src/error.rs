@@ -32,7 +32,9 @@ pub(crate) enum ProxyError {
     /// The upstream closed or reset the connection before its response headers: 502.
     #[error("the upstream closed the connection before answering")]
     UpstreamReset,
-    /// The upstream answered something that is not HTTP/1: 502.
+    /// The upstream answered something that is not valid HTTP (or accepted a WebSocket with
+    /// the wrong `Sec-WebSocket-Accept`), or can't take the request's form (an extended
+    /// `CONNECT` its HTTP/2 SETTINGS do not allow): 502.
     #[error("the upstream sent an invalid response")]
     ProtocolError,
     /// More than `limits.max_concurrent_requests` requests in flight: 503, at once (no queue).
@@ -46,7 +48,7 @@ pub(crate) enum ProxyError {
     /// or an HTTP/1.1 request without one): 400, and nothing is sent upstream.
     #[error("the request has no single Host")]
     InvalidRequest,
-    /// `CONNECT`: a reverse proxy opens no tunnels: 405.
+    /// A plain `CONNECT` (no `:protocol`): a reverse proxy opens no tunnels to any host: 405.
     #[error("CONNECT is not supported")]
     MethodNotAllowed,
 }

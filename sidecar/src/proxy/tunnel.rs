@@ -3,11 +3,12 @@
 //! bytes flow both ways between the two ends (a socket, or an HTTP/2 stream) until either
 //! side closes.
 //!
-//! The RED family counts the 101 (or the `CONNECT`'s 200) once and keeps it out of the duration histograms (a long
-//! WebSocket would drown every percentile: istio#17424); tunnels have their own families: the
-//! number open, their lifetimes, and the bytes each way (counted as they pass). When either
-//! side closes, the other is told and given a second to finish, then both are closed. Shutdown waits for open tunnels for
-//! what is left of the grace period, then the worker's runtime closes them.
+//! The RED family counts the 101 (or the `CONNECT`'s 200) once and keeps it out of the duration
+//! histograms (a long WebSocket would drown every percentile: istio#17424); tunnels have their
+//! own families: the number open, their lifetimes, and the bytes each way (counted as they
+//! pass). When either side closes, the other is told and given a second to finish, then both
+//! are closed. Shutdown waits for open tunnels for what is left of the grace period, then the
+//! worker's runtime closes them.
 
 use std::{
     sync::{
@@ -165,7 +166,8 @@ impl Tunnels {
                 UpstreamEnd::Socket(socket, early) => tunnels.carry(client, socket, early).await,
                 UpstreamEnd::Stream(stream) => match stream.await {
                     Ok(stream) => {
-                        (tunnels.carry(client, TokioIo::new(stream), Bytes::new())).await;
+                        let stream = TokioIo::new(stream);
+                        tunnels.carry(client, stream, Bytes::new()).await;
                     }
                     Err(error) => debug!(%error, "the upstream stream was not handed over"),
                 },
