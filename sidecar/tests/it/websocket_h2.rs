@@ -101,7 +101,8 @@ async fn h2_client(addr: SocketAddr) -> http2::SendRequest<Empty<Bytes>> {
     let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
         .await
         .unwrap();
-    // The connection knows the server's SETTINGS; it runs on a task of its own, which looks.
+    // The connection knows the server's SETTINGS; it runs on a task of its own, which looks
+    // until they allow extended CONNECT.
     let allowed = Arc::new(AtomicBool::new(false));
     let seen = allowed.clone();
     tokio::spawn(async move {
@@ -110,10 +111,14 @@ async fn h2_client(addr: SocketAddr) -> http2::SendRequest<Empty<Bytes>> {
             tokio::select! {
                 _ = conn.as_mut() => return,
                 () = tokio::time::sleep(Duration::from_millis(1)) => {
-                    seen.store(conn.is_extended_connect_protocol_enabled(), SeqCst);
+                    if conn.is_extended_connect_protocol_enabled() {
+                        seen.store(true, SeqCst);
+                        break;
+                    }
                 }
             }
         }
+        let _ = conn.await;
     });
     for _ in 0..200 {
         if allowed.load(SeqCst) {
