@@ -147,8 +147,12 @@ pub async fn run(
 /// Starts the wasm runtime (its metrics into `registry`), gives it the clusters, and loads the
 /// configured plugins.
 fn load_plugins(config: &Config, registry: &mut Registry) -> anyhow::Result<wasm_host::PluginSet> {
-    let wasm_runtime = wasm_host::WasmRuntime::new(registry, config.wasm_cache_dir.as_deref())
-        .context("starting the wasm runtime")?;
+    let compile = wasm_host::CompileOptions {
+        cache_dir: config.wasm_cache_dir.clone(),
+        child: config.plugin_compiler.clone(),
+    };
+    let wasm_runtime =
+        wasm_host::WasmRuntime::new(registry, &compile).context("starting the wasm runtime")?;
     wasm_runtime
         .set_clusters(&config.file.clusters)
         .context("configuring the plugins' clusters")?;

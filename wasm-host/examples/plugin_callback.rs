@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let guest = dir.path().join("bench.wat");
     std::fs::write(&guest, GUEST)?;
     let mut registry = Registry::default();
-    let runtime = WasmRuntime::new(&mut registry, None)?;
+    let runtime = WasmRuntime::new(&mut registry, &wasm_host::CompileOptions::default())?;
     let mut config = PluginConfig::new("bench", &guest);
     config.instances = 1;
     let set = PluginSet::load(runtime.clone(), &[config], None)?;

@@ -8,7 +8,9 @@
 //!
 //! # Interface
 //! - **Load a plugin set**: [`WasmRuntime::new`] once per process (engine, hostcalls, metrics
-//!   registered into the given registry), then [`PluginSet::load`] with [`PluginConfig`]s (the
+//!   registered into the given registry; [`CompileOptions`] say where modules are compiled and
+//!   cached, and a binary that has a child process compile them answers that child's call with
+//!   [`compile_into_cache`]), then [`PluginSet::load`] with [`PluginConfig`]s (the
 //!   `[[plugins]]` entries of a TOML file; [`PluginSet::resolve`] makes their paths relative to
 //!   it) and [`WasmRuntime::set_clusters`] with the [`ClusterConfig`]s HTTP and gRPC callouts
 //!   may target
@@ -30,6 +32,8 @@
 //! - `abi`: the ABI's enumerations, exact numbering.
 //! - `config`: a `[[plugins]]` entry.
 //! - `runtime`: engine, linker, epoch ticker, shared data and metrics, built once; loads plugins.
+//! - `compile`: where modules are compiled (a child process, through the compiled-module cache,
+//!   or a thread of this one).
 //! - `plugin`: one compiled plugin and its pool of warm instances; faults and backoff.
 //! - `instance`: one instance's store, exports and lifecycle; every guest call.
 //! - `host`: the hostcalls, one file per family (with `unsupported` and `wasi`); `memory`,
@@ -53,6 +57,7 @@ mod abi;
 mod body;
 mod callout;
 mod cluster;
+mod compile;
 mod config;
 mod filter;
 mod grpc_call;
@@ -75,6 +80,7 @@ pub mod test_support;
 
 pub use body::{Body, BoxError, empty, full};
 pub use cluster::ClusterConfig;
+pub use compile::{ChildCommand, CompileOptions, compile_into_cache};
 pub use config::{LabelConvention, PluginConfig, PluginKind, TagRegex};
 pub use filter::{PluginLayer, PluginService};
 pub use runtime::WasmRuntime;

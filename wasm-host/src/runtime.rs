@@ -1,5 +1,6 @@
 //! The process-wide part of the host, built once: the wasmtime `Engine` (epoch interruption on,
-//! optional compiled-code cache on disk keyed by the module's hash), the `Linker` with every
+//! optional compiled-code cache on disk keyed by the module's hash; where modules are compiled
+//! is `compile`'s business), the `Linker` with every
 //! hostcall, the epoch ticker, shared data per VM id, shared queues, the callout clusters, and
 //! the metric stores. `load` compiles a
 //! plugin once and starts its first instance as a canary, so a broken plugin or a rejected
@@ -15,6 +16,7 @@ use wasmtime::{Cache, CacheConfig, Config, Engine, Linker, Module, ProfilingStra
 
 use super::abi::ABI_VERSIONS;
 use super::cluster::{ClusterConfig, ClusterSet};
+use super::compile::{CompileOptions, Compiler};
 use super::config::PluginConfig;
 use super::limits::EpochTicker;
 use super::metrics::PluginMetrics;
@@ -27,6 +29,7 @@ use super::state::{HostState, PluginShared};
 /// Engine, linker and process-wide plugin state.
 pub struct WasmRuntime {
     engine: Engine,
+    compiler: Compiler,
     linker: Linker<HostState>,
     shared_data: SharedDataRegistry,
     clusters: Arc<ArcSwap<ClusterSet>>,
@@ -45,28 +48,13 @@ impl std::fmt::Debug for WasmRuntime {
 
 impl WasmRuntime {
     /// Builds the engine and registers plugin and host metrics into `registry` (the root one).
-    /// With `cache_dir`, compiled modules are cached there across restarts.
+    /// `options` say where modules are compiled and cached.
     pub fn new(
         registry: &mut Registry,
-        cache_dir: Option<&Path>,
+        options: &CompileOptions,
     ) -> anyhow::Result<Arc<WasmRuntime>> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        // Compiled on a thread of its own (see `compile`), not on rayon's threads, which live on.
-        config.parallel_compilation(false);
-        // For `perf`: names the guest's compiled functions in /tmp/perf-<pid>.map.
-        if std::env::var_os("REDSIDE_WASM_PERFMAP").is_some_and(|v| v == "1") {
-            config.profiler(ProfilingStrategy::PerfMap);
-        }
-        if let Some(dir) = cache_dir {
-            let mut cache = CacheConfig::new();
-            cache.with_directory(dir);
-            let cache = Cache::new(cache)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("opening the wasm cache in {}", dir.display()))?;
-            config.cache(Some(cache));
-        }
-        let engine = Engine::new(&config)
+        let compiler = Compiler::new(options);
+        let engine = Engine::new(&engine_config(compiler.cache_dir(options))?)
             .map_err(anyhow::Error::from)
             .context("creating the wasm engine")?;
         let mut linker = Linker::new(&engine);
@@ -80,6 +68,7 @@ impl WasmRuntime {
         let host_metrics = HostMetrics::register(registry);
         Ok(Arc::new(WasmRuntime {
             engine,
+            compiler,
             linker,
             shared_data: SharedDataRegistry::default(),
             clusters: Arc::default(),
@@ -120,7 +109,9 @@ impl WasmRuntime {
         }
         let wasm = std::fs::read(&config.path)
             .with_context(|| format!("reading {}", config.path.display()))?;
-        let module = compile(&self.engine, &wasm)
+        let module = self
+            .compiler
+            .compile(&self.engine, &wasm, &config.name)
             .with_context(|| format!("compiling {}", config.path.display()))?;
         check_abi_version(&module)?;
         let mut linker = self.linker.clone();
@@ -170,20 +161,26 @@ impl WasmRuntime {
     }
 }
 
-/// Compiles `wasm` on a short-lived thread: compiling allocates ~12 MiB that the allocator
-/// keeps in the compiling thread's heap; a thread that ends hands its memory back, a thread
-/// that lives on (the caller's, or rayon's) would hold it for the life of the process.
-fn compile(engine: &Engine, wasm: &[u8]) -> anyhow::Result<Module> {
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("wasm-compile".into())
-            .spawn_scoped(scope, || {
-                Module::new(engine, wasm).map_err(anyhow::Error::from)
-            })
-            .context("starting the compile thread")?
-            .join()
-            .map_err(|_| anyhow::anyhow!("the compile thread panicked"))?
-    })
+/// The engine's settings, the same in every process that compiles for it: a child compiling
+/// into the cache must hash its settings as the runtime that loads from it does.
+pub(super) fn engine_config(cache_dir: Option<&Path>) -> anyhow::Result<Config> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Compiled on a thread of its own (see `compile`), not on rayon's threads, which live on.
+    config.parallel_compilation(false);
+    // For `perf`: names the guest's compiled functions in /tmp/perf-<pid>.map.
+    if std::env::var_os("REDSIDE_WASM_PERFMAP").is_some_and(|v| v == "1") {
+        config.profiler(ProfilingStrategy::PerfMap);
+    }
+    if let Some(dir) = cache_dir {
+        let mut cache = CacheConfig::new();
+        cache.with_directory(dir);
+        let cache = Cache::new(cache)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("opening the wasm cache in {}", dir.display()))?;
+        config.cache(Some(cache));
+    }
+    Ok(config)
 }
 
 /// The module must export `proxy_abi_version_0_2_0` or `_0_2_1` (a marker, never called).

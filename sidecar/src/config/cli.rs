@@ -52,8 +52,9 @@ impl Cli {
         crate::reload::route_table(&config.file, &[]).context("building the route table")?;
         let plugins = wasm_host::PluginSet::resolve(&config.file.plugins, self.config.as_deref());
         let mut registry = prometheus_client::registry::Registry::default();
-        let runtime = wasm_host::WasmRuntime::new(&mut registry, None)
-            .context("starting the wasm runtime")?;
+        let runtime =
+            wasm_host::WasmRuntime::new(&mut registry, &wasm_host::CompileOptions::default())
+                .context("starting the wasm runtime")?;
         wasm_host::PluginSet::load(runtime, &plugins, None).context("loading plugins")?;
         let names: Vec<&str> = plugins.iter().map(|p| p.name.as_str()).collect();
         let openapi = config

@@ -59,6 +59,9 @@ pub struct Config {
     pub tracing: traces::Settings,
     /// Where compiled plugins are cached (`--wasm-cache-dir`); `None`: compiled at each start.
     pub(crate) wasm_cache_dir: Option<PathBuf>,
+    /// The command that compiles plugins in a child process (the binary sets itself); `None`:
+    /// compiled on a thread of this process, which keeps ~11 MiB more (`wasm_host::compile`).
+    pub plugin_compiler: Option<wasm_host::ChildCommand>,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             file,
             tracing: traces::Settings::default(),
             wasm_cache_dir: cli.wasm_cache_dir.clone(),
+            plugin_compiler: None,
         })
     }
 }

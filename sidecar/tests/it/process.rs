@@ -123,7 +123,8 @@ async fn bad_config_file_fails_at_start_naming_the_key() {
     );
 }
 
-/// Compiled modules in the cache: every file but wasmtime's usage statistics.
+/// Compiled modules in the cache: wasmtime names them by their hash, with no extension (its
+/// usage statistics, writes in progress and cleanup lock have one).
 fn cached_modules(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_owned()];
@@ -135,7 +136,7 @@ fn cached_modules(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_none_or(|e| e != "stats") {
+            } else if path.extension().is_none() {
                 found.push(path);
             }
         }
@@ -144,14 +145,98 @@ fn cached_modules(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// `--wasm-cache-dir`: the first start compiles the plugin and writes it to the cache; a restart
-/// finds it there (no module is added) and the plugin runs as before.
+/// `--wasm-cache-dir`: the first start has a child process compile the plugin into the cache
+/// and loads it from there (one module: this process's key is the child's); a restart finds it
+/// there (no module is added) and the plugin runs as before.
 #[tokio::test]
 async fn wasm_cache_dir_keeps_compiled_plugins_across_restarts() {
     let stub = Stub::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("wasm-cache");
-    let config = dir.path().join("sidecar.toml");
+    let config = client_slo_config(dir.path());
+    let mut after_first = Vec::new();
+    for start in 0..2 {
+        let sidecar = start_with_plugin(
+            &stub,
+            &config,
+            ("SIDECAR_WASM_CACHE_DIR", cache.display().to_string()),
+        )
+        .await;
+        assert_plugin_sees_a_request(&sidecar, start).await;
+        let modules = cached_modules(&cache);
+        if start == 0 {
+            assert_eq!(modules.len(), 1, "one module, compiled once: {modules:?}");
+            after_first = modules;
+        } else {
+            assert_eq!(modules, after_first, "the restart compiled again");
+        }
+        stop_having_compiled_in_a_child(sidecar, start).await;
+    }
+}
+
+/// Without `--wasm-cache-dir` the child compiles into a scratch cache under `TMPDIR`, which
+/// holds the one module while the sidecar runs and is gone when it exits.
+#[tokio::test]
+async fn plugins_compile_in_a_child_process_through_a_scratch_cache() {
+    let stub = Stub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = client_slo_config(dir.path());
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let sidecar = start_with_plugin(&stub, &config, ("TMPDIR", tmp.display().to_string())).await;
+    assert_plugin_sees_a_request(&sidecar, 0).await;
+    let scratch: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(scratch.len(), 1, "{scratch:?}");
+    assert!(
+        scratch[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("redside-wasm-"),
+        "{scratch:?}"
+    );
+    assert_eq!(cached_modules(&scratch[0]).len(), 1, "{scratch:?}");
+    stop_having_compiled_in_a_child(sidecar, 0).await;
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "the scratch cache was left behind"
+    );
+}
+
+/// The binary loading the plugin of `config`, with `env` added to its environment.
+async fn start_with_plugin(stub: &Stub, config: &std::path::Path, env: (&str, String)) -> Running {
+    Running::start(
+        &["--config", config.to_str().unwrap()],
+        &[
+            ("SIDECAR_UPSTREAM", stub.url()),
+            env,
+            ("RUST_LOG", "info".into()),
+        ],
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// SIGTERM: the sidecar exits cleanly, and its log says a child process compiled the plugin.
+async fn stop_having_compiled_in_a_child(mut sidecar: Running, start: usize) {
+    sidecar.process.signal(Signal::SIGTERM);
+    let status = sidecar.exit_status().await;
+    let output = sidecar.process.output_text();
+    assert!(status.success(), "{output}");
+    assert!(
+        output.contains("plugin compiled in a child process"),
+        "start {start}: {output}"
+    );
+}
+
+/// A TOML file in `dir` loading the client-slo example plugin.
+fn client_slo_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("sidecar.toml");
     std::fs::write(
         &config,
         format!(
@@ -160,38 +245,21 @@ async fn wasm_cache_dir_keeps_compiled_plugins_across_restarts() {
         ),
     )
     .unwrap();
-    let mut after_first = Vec::new();
-    for start in 0..2 {
-        let mut sidecar = Running::start(
-            &["--config", config.to_str().unwrap()],
-            &[
-                ("SIDECAR_UPSTREAM", stub.url()),
-                ("SIDECAR_WASM_CACHE_DIR", cache.display().to_string()),
-            ],
-            Duration::from_secs(30),
-        )
-        .await;
-        let response = testkit::http::get(&format!("http://127.0.0.1:{}/hello", sidecar.port))
-            .await
-            .unwrap();
-        assert_eq!(response.status, 200);
-        let metrics = sidecar.metrics_url();
-        let scrape =
-            testkit::Scrape::parse(&testkit::http::get(&metrics).await.unwrap().text()).unwrap();
-        assert_eq!(
-            scrape.value("client_requests_total", &[("agent", "other")]),
-            Some(1.0),
-            "start {start}: the plugin saw the request"
-        );
-        let modules = cached_modules(&cache);
-        if start == 0 {
-            assert!(!modules.is_empty(), "nothing was cached in {cache:?}");
-            after_first = modules;
-        } else {
-            assert_eq!(modules, after_first, "the restart compiled again");
-        }
-        sidecar.process.signal(Signal::SIGTERM);
-        let status = sidecar.exit_status().await;
-        assert!(status.success(), "{}", sidecar.process.output_text());
-    }
+    config
+}
+
+/// One request through the sidecar, counted by client-slo.
+async fn assert_plugin_sees_a_request(sidecar: &Running, start: usize) {
+    let response = testkit::http::get(&format!("http://127.0.0.1:{}/hello", sidecar.port))
+        .await
+        .unwrap();
+    assert_eq!(response.status, 200);
+    let metrics = sidecar.metrics_url();
+    let scrape =
+        testkit::Scrape::parse(&testkit::http::get(&metrics).await.unwrap().text()).unwrap();
+    assert_eq!(
+        scrape.value("client_requests_total", &[("agent", "other")]),
+        Some(1.0),
+        "start {start}: the plugin saw the request"
+    );
 }

@@ -9,7 +9,11 @@ use wasm_host::{PluginConfig, PluginSet, WasmRuntime};
 use crate::support::config;
 
 fn set(configs: &[PluginConfig]) -> PluginSet {
-    let runtime = WasmRuntime::new(&mut Registry::default(), None).unwrap();
+    let runtime = WasmRuntime::new(
+        &mut Registry::default(),
+        &wasm_host::CompileOptions::default(),
+    )
+    .unwrap();
     PluginSet::load(runtime, configs, None).unwrap()
 }
 

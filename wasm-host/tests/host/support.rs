@@ -99,7 +99,7 @@ impl Host {
     ) -> anyhow::Result<Host> {
         crate::logs::capture();
         let mut registry = Registry::default();
-        let runtime = WasmRuntime::new(&mut registry, None)?;
+        let runtime = WasmRuntime::new(&mut registry, &wasm_host::CompileOptions::default())?;
         runtime.set_clusters(clusters)?;
         let set = PluginSet::load(runtime, configs, Some("127.0.0.1:9".into()))?;
         let seen = Seen::default();
