@@ -14,7 +14,8 @@
 //!   (routes, OpenAPI loading, limits, metric options, plugins).
 //! - `workers`: the proxy's worker threads, one event loop and upstream pool each, fed
 //!   connections in turn by one acceptor.
-//! - `stack`: builds the per-request service stack: RED → gRPC → plugins → limit → proxy.
+//! - `stack`: builds the per-request service stack: RED → gRPC → plugins → limit → proxy;
+//!   outside them all, `h2_connect` shows an HTTP/2 WebSocket in its HTTP/1.1 form.
 //! - `grpc`: gRPC calls' families (go-grpc-prometheus names) and gRPC-shaped errors; their
 //!   method labels from the upstream's server reflection when configured.
 //! - `red`: the RED layer (labels, clock, body byte counts), recording into `metrics`
@@ -44,6 +45,7 @@ mod body;
 mod config;
 mod error;
 mod grpc;
+mod h2_connect;
 mod limit;
 mod metrics;
 mod openapi;

@@ -1,5 +1,7 @@
 //! The proxy's service stack, built in one place. Per request, outermost first:
 //!
+//! 0. [`H2Connect`](crate::h2_connect::H2Connect): an HTTP/2 extended `CONNECT` in its HTTP/1.1
+//!    form (`GET` + `Upgrade`, answered `101`) for every layer below, as Envoy's codecs show it;
 //! 1. [`Red`](crate::red::Red): routes the request (inserting [`RouteTemplate`](wasm_host::RouteTemplate)),
 //!    starts the clock, records the RED family when the response body ends;
 //! 2. [`Grpc`](crate::grpc::Grpc): gRPC calls' own families, and gRPC-shaped sidecar errors;
@@ -21,6 +23,7 @@ use traces::SpanSink;
 use crate::{
     config::{Config, LimitsConfig, Upstream, UpstreamProtocol},
     grpc::{GrpcLayer, methods::MethodSet, metrics::GrpcMetrics},
+    h2_connect::H2ConnectLayer,
     limit::LimitLayer,
     metrics::{Exemplars, Metrics},
     proxy::{Pool, Proxy, Tunnels},
@@ -97,6 +100,7 @@ impl Stack {
     + Send
     + 'static {
         ServiceBuilder::new()
+            .layer(H2ConnectLayer)
             .layer(self.red.clone())
             .layer(self.grpc.clone())
             // The plugins' 502 for a body that broke while they buffered it, as the sidecar's own.

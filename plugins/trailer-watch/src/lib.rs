@@ -8,9 +8,10 @@
 //!   response has left: the host refuses it as Envoy does, and the SDK turns that refusal into
 //!   a panic (counted as a fault; the client already has its answer);
 //! - with `x-show-view: 1` on the request, returns how it saw the request in response headers
-//!   (`x-seen-method`, `-path`, `-authority`, `-protocol` from `:method`, `:path`, `:authority`
-//!   and the `request.protocol` property), so a test can check what plugins are shown of an
-//!   HTTP/2 or gRPC request.
+//!   (`x-seen-method`, `-path`, `-authority`, `-upgrade`, `-protocol` from `:method`, `:path`,
+//!   `:authority`, `upgrade` and the `request.protocol` property; `x-seen-status` from the
+//!   response's `:status`), so a test can check what plugins are shown of an HTTP/2, gRPC or
+//!   WebSocket request.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -88,6 +89,7 @@ impl HttpContext for Watch {
                 ("x-seen-method", ":method"),
                 ("x-seen-path", ":path"),
                 ("x-seen-authority", ":authority"),
+                ("x-seen-upgrade", "upgrade"),
             ] {
                 let value = self.get_http_request_header(pseudo).unwrap_or_default();
                 self.view.push((shown, value));
@@ -110,6 +112,10 @@ impl HttpContext for Watch {
         if self.late.as_deref() == Some("headers") {
             self.send_http_response(418, vec![("x-late", "headers")], Some(b"replaced late\n"));
             return Action::Pause;
+        }
+        if !self.view.is_empty() {
+            let status = self.get_http_response_header(":status").unwrap_or_default();
+            self.view.push(("x-seen-status", status));
         }
         for (name, value) in &self.view {
             self.add_http_response_header(name, value);

@@ -275,12 +275,10 @@ impl WorkerMetrics {
                     .or_default() += 1;
             }
         }
-        // A 101 (or a 2xx to an HTTP/2 `CONNECT`) is counted once, and kept out of the
-        // histograms: the connection it opens is not a request, and its lifetime has its own
-        // family (`proxy::Tunnels`).
-        let tunnel = status == StatusCode::SWITCHING_PROTOCOLS
-            || (series.method == "CONNECT" && status.is_success());
-        if !tunnel {
+        // A 101 (an HTTP/2 client's WebSocket too: `h2_connect`) is counted once, and kept out
+        // of the histograms: the connection it opens is not a request, and its lifetime has its
+        // own family (`proxy::Tunnels`).
+        if status != StatusCode::SWITCHING_PROTOCOLS {
             let seconds = outcome.elapsed.as_secs_f64();
             if otel {
                 (series.by_status).observe(status.as_u16(), seconds, outcome.trace);

@@ -3,10 +3,10 @@
 //! bytes flow both ways between the two ends (a socket, or an HTTP/2 stream) until either
 //! side closes.
 //!
-//! The RED family counts the 101 (or the `CONNECT`'s 200) once and keeps it out of the duration
-//! histograms (a long WebSocket would drown every percentile: istio#17424); tunnels have their
-//! own families: the number open, their lifetimes, and the bytes each way (counted as they
-//! pass). When either side closes, the other is told and given a second to finish, then both
+//! The RED family counts the 101 (an HTTP/2 client's too: `crate::h2_connect`) once and keeps
+//! it out of the duration histograms (a long WebSocket would drown every percentile:
+//! istio#17424); tunnels have their own families: the number open, their lifetimes, and the
+//! bytes each way (counted as they pass). When either side closes, the other is told and given a second to finish, then both
 //! are closed. Shutdown waits for open tunnels for what is left of the grace period, then the
 //! worker's runtime closes them.
 

@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::{
     WebSocketStream, connect_async,
-    tungstenite::{Message, protocol::Role},
+    tungstenite::{Message, client::IntoClientRequest, protocol::Role},
 };
 
 use crate::support::Sidecar;
@@ -176,7 +176,8 @@ where
 }
 
 /// After one tunnel closed: its families, and the handshake counted once with `method` and
-/// `status` as the client saw them, and no duration sample.
+/// `status` in the HTTP/1.1 form whatever the client spoke (`GET`, `1xx`), and no duration
+/// sample.
 async fn one_tunnel_counted(sidecar: &Sidecar, method: &str, status: &str) {
     let scrape = sidecar
         .scrape_until("the tunnel closed", |s| {
@@ -206,7 +207,7 @@ async fn an_http2_client_opens_a_websocket_on_an_http1_upstream() {
     let sidecar = Sidecar::start(&format!("http://{upstream}"), ROUTES).await;
     // tungstenite's server checks the key the sidecar made; the sidecar checks the accept.
     converse(websocket_over_h2(sidecar.proxy).await).await;
-    one_tunnel_counted(&sidecar, "CONNECT", "2xx").await;
+    one_tunnel_counted(&sidecar, "GET", "1xx").await;
 }
 
 #[tokio::test]
@@ -215,7 +216,7 @@ async fn an_http2_client_opens_a_websocket_on_an_http2_upstream() {
     let file = format!("{ROUTES}[protocols]\nupstream = \"auto\"\n");
     let sidecar = Sidecar::start(&format!("http://{upstream}"), &file).await;
     converse(websocket_over_h2(sidecar.proxy).await).await;
-    one_tunnel_counted(&sidecar, "CONNECT", "2xx").await;
+    one_tunnel_counted(&sidecar, "GET", "1xx").await;
 }
 
 #[tokio::test]
@@ -265,4 +266,61 @@ async fn shutdown_carries_an_http2_tunnel_through_the_grace_period_then_closes_i
     let mut sidecar = Sidecar::start(&format!("http://{upstream}"), file).await;
     let ws = websocket_over_h2(sidecar.proxy).await;
     crate::websocket::carried_through_the_grace_period_then_closed(ws, &mut sidecar).await;
+}
+
+/// Plugins see a WebSocket handshake in its HTTP/1.1 form whichever version the client spoke,
+/// as Envoy's codecs show filters: `GET` with `upgrade: websocket`, answered `101`; the HTTP/2
+/// client still gets its `200`, and both handshakes count alike.
+#[tokio::test]
+async fn plugins_see_an_http2_websocket_as_an_http1_one() {
+    let upstream = http1_echo_server().await;
+    let file = format!(
+        "{ROUTES}[[plugins]]\nname = \"trailer-watch\"\npath = {:?}\n",
+        testkit::plugins::dist("trailer-watch")
+    );
+    let sidecar = Sidecar::start(&format!("http://{upstream}"), &file).await;
+    let view = |headers: &http::HeaderMap| {
+        ["method", "upgrade", "status", "protocol"].map(|field| {
+            let value = &headers[format!("x-seen-{field}").as_str()];
+            value.to_str().unwrap().to_owned()
+        })
+    };
+
+    let mut h2 = h2_client(sidecar.proxy).await;
+    let mut request = connect(sidecar.proxy, Some("websocket"));
+    request
+        .headers_mut()
+        .insert("x-show-view", http::HeaderValue::from_static("1"));
+    let mut response = h2.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200, "{response:?}");
+    assert_eq!(
+        view(response.headers()),
+        ["GET", "websocket", "101", "HTTP/2"]
+    );
+    assert!(response.headers().get("upgrade").is_none());
+    let stream = hyper::upgrade::on(&mut response).await.unwrap();
+    converse(WebSocketStream::from_raw_socket(TokioIo::new(stream), Role::Client, None).await)
+        .await;
+
+    let mut request = format!("ws://{}/ws", sidecar.proxy)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("x-show-view", http::HeaderValue::from_static("1"));
+    let (ws, handshake) = connect_async(request).await.unwrap();
+    assert_eq!(handshake.status(), 101);
+    assert_eq!(
+        view(handshake.headers()),
+        ["GET", "websocket", "101", "HTTP/1.1"]
+    );
+    converse(ws).await;
+
+    let scrape = sidecar
+        .scrape_until("both tunnels closed", |s| {
+            s.value("sidecar_upgraded_connection_duration_seconds_count", &[]) == Some(2.0)
+        })
+        .await;
+    let labels = [("handler", "/ws"), ("method", "GET"), ("status", "1xx")];
+    assert_eq!(scrape.value("http_requests_total", &labels), Some(2.0));
 }
