@@ -4,8 +4,9 @@
 //! 1. one callback round trip as the filter makes it (slot lock, context switch, epoch deadline,
 //!    guest call, host metrics), with a guest that returns at once;
 //! 2. one hostcall from inside the guest (`proxy_get_current_time_nanoseconds` in a loop);
-//! 3. a whole request through the plugin layer in-process (stub upstream, no sockets) with no
-//!    plugin, then with each example plugin from `plugins/dist/`.
+//! 3. a whole request through the plugin layer in-process (stub upstream, no sockets, the route
+//!    template set as the sidecar sets it) with no plugin, then with each example plugin from
+//!    `plugins/dist/`.
 //!
 //! Each figure is the fastest of five rounds; the request rounds interleave the configurations.
 //! The allocator is the sidecar's (mimalloc), so the figures are what the sidecar pays. Run with
@@ -19,7 +20,7 @@ use http::{Request, Response};
 use prometheus_client::registry::Registry;
 use tower::{Layer, ServiceExt};
 use wasm_host::test_support::HandDriven;
-use wasm_host::{Body, PluginConfig, PluginLayer, PluginSet, WasmRuntime, full};
+use wasm_host::{Body, PluginConfig, PluginLayer, PluginSet, RouteTemplate, WasmRuntime, full};
 
 // The sidecar's allocator: per-request allocations cost what they cost there.
 #[global_allocator]
@@ -62,7 +63,10 @@ fn service(runtime: &Arc<WasmRuntime>, plugins: &[PluginConfig]) -> Service {
 async fn requests(service: &Service, iterations: u32) -> std::time::Duration {
     let started = Instant::now();
     for _ in 0..iterations {
+        // Routed as the sidecar's RED layer routes it, so plugins that read `route_name` (as
+        // client-slo does in `on_log`) do their whole work.
         let request = Request::post("/items")
+            .extension(RouteTemplate(Arc::from("/items")))
             .header("user-agent", "wrk/4.2")
             .header("content-type", "application/json")
             .body(full(r#"{"nom":"x","prix":12.5}"#))
