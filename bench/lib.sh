@@ -36,3 +36,41 @@ seed_items() {
     "${psql[@]}" -d "$1" -c "INSERT INTO items (nom, prix) SELECT 'item ' || n, n / 100.0 FROM generate_series(1, $2) AS n" \
         -c "VACUUM ANALYZE items"
 }
+
+# Builds the example plugins and, in release, the sidecar, the bench upstream and the
+# plugin_callback example; sets `target` (the release directory).
+build_plugin_bench() {
+    "$root/plugins/build" >&2
+    cargo build --release -p sidecar -p wasm-host --bin sidecar --example bench_upstream \
+        --example plugin_callback --manifest-path "$root/Cargo.toml" >&2
+    target="${CARGO_TARGET_DIR:-$root/target}/release"
+}
+
+# The example plugins in "$work" (copied from plugins/dist), wrk's POST script ("$work/post.lua":
+# an item as JSON to /items), and their sidecar configurations: sets `routes` (the items API's
+# two templates), `items_business` (bodies) and `client_slo`, `[[...]]` TOML to concatenate.
+example_plugins() {
+    cp "$root/plugins/dist/items-business.wasm" "$root/plugins/dist/client-slo.wasm" "$work/"
+    cat >"$work/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.path = "/items"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"nom":"bench item","prix":42.5}'
+EOF
+    routes='[[routes]]
+template = "/items"
+[[routes]]
+template = "/items/{id}"
+'
+    items_business='[[plugins]]
+name = "items-business"
+path = "items-business.wasm"
+request_body = true
+response_body = true
+'
+    client_slo='[[plugins]]
+name = "client-slo"
+path = "client-slo.wasm"
+configuration = '"'"'{"threshold_ms": 250}'"'"'
+'
+}

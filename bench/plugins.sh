@@ -38,10 +38,7 @@ command -v wrk >/dev/null || die "wrk not found: apt-get install wrk"
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 
 echo "== building plugins, the sidecar and the bench upstream (release)" >&2
-"$root/plugins/build" >&2
-cargo build --release -p sidecar -p wasm-host --bin sidecar --example bench_upstream --example plugin_callback \
-    --manifest-path "$root/Cargo.toml" >&2
-target="${CARGO_TARGET_DIR:-$root/target}/release"
+build_plugin_bench
 
 work="$(mktemp -d /tmp/plugins-bench.XXXXXX)"
 upstream_pid="" sidecar_pid=""
@@ -54,29 +51,7 @@ trap cleanup EXIT
 "$target/examples/bench_upstream" "127.0.0.1:$upstream_port" 2>"$work/upstream.log" &
 upstream_pid=$!
 
-cp "$root/plugins/dist/items-business.wasm" "$root/plugins/dist/client-slo.wasm" "$work/"
-cat >"$work/post.lua" <<'EOF'
-wrk.method = "POST"
-wrk.path = "/items"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"nom":"bench item","prix":42.5}'
-EOF
-routes='[[routes]]
-template = "/items"
-[[routes]]
-template = "/items/{id}"
-'
-items_business='[[plugins]]
-name = "items-business"
-path = "items-business.wasm"
-request_body = true
-response_body = true
-'
-client_slo='[[plugins]]
-name = "client-slo"
-path = "client-slo.wasm"
-configuration = '"'"'{"threshold_ms": 250}'"'"'
-'
+example_plugins
 
 start_sidecar() { # binary config-text [extra flags...]
     printf '%s' "$2" >"$work/sidecar.toml"

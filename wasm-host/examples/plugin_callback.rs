@@ -11,6 +11,11 @@
 //! Each figure is the fastest of five rounds; the request rounds interleave the configurations.
 //! The allocator is the sidecar's (mimalloc), so the figures are what the sidecar pays. Run with
 //! `cargo run --release -p wasm-host --example plugin_callback`.
+//!
+//! With `PLUGIN_CALLBACK_ONLY=<label prefix>` and `PLUGIN_CALLBACK_REQUESTS=<n>` it times
+//! nothing: it sends `n` requests through that one configuration and exits, so that a counter
+//! outside the process (`bench/plugin-allocs.sh` counts calls into the allocator) sees one
+//! configuration's work, and two runs of different `n` give its cost per request.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -107,30 +112,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&guest, GUEST)?;
     let mut registry = Registry::default();
     let runtime = WasmRuntime::new(&mut registry, &wasm_host::CompileOptions::default())?;
-    let mut config = PluginConfig::new("bench", &guest);
-    config.instances = 1;
-    let set = PluginSet::load(runtime.clone(), &[config], None)?;
-    let driven = HandDriven::start(&set).expect("the bench guest starts");
-    let call = |headers: usize| assert!(driven.on_request_headers(headers), "no fault");
-    for _ in 0..10_000 {
-        call(0);
+    let only = std::env::var("PLUGIN_CALLBACK_ONLY").ok();
+    if only.is_none() {
+        time_calls(&runtime, &guest)?;
     }
-    let fastest = |iterations: u32, headers: usize| {
-        (0..ROUNDS)
-            .map(|_| {
-                let started = Instant::now();
-                for _ in 0..iterations {
-                    call(headers);
-                }
-                started.elapsed()
-            })
-            .min()
-            .unwrap_or_default()
-    };
-    let label = "callback round trip (proxy_on_request_headers, empty guest)";
-    per_call(label, 100_000, fastest(100_000, 0), 1);
-    let label = "hostcall round trip (proxy_get_current_time_nanoseconds)";
-    per_call(label, 1_000, fastest(1_000, 1000), 1000);
 
     let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
     let example = |name: &str| {
@@ -157,6 +142,44 @@ async fn main() -> anyhow::Result<()> {
             "plugins/dist/*.wasm missing: run plugins/build for the per-plugin request costs"
         );
     }
-    requests_per_plugin(&configurations).await;
+    match only {
+        None => requests_per_plugin(&configurations).await,
+        Some(only) => {
+            let (_, service) = (configurations.iter())
+                .find(|(label, _)| label.starts_with(&only))
+                .ok_or_else(|| anyhow::anyhow!("no configuration named {only:?}"))?;
+            let count = std::env::var("PLUGIN_CALLBACK_REQUESTS")?.parse()?;
+            requests(service, count).await;
+        }
+    }
+    Ok(())
+}
+
+/// One callback round trip and one hostcall, timed with the bench guest.
+fn time_calls(runtime: &Arc<WasmRuntime>, guest: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = PluginConfig::new("bench", guest);
+    config.instances = 1;
+    let set = PluginSet::load(runtime.clone(), &[config], None)?;
+    let driven = HandDriven::start(&set).expect("the bench guest starts");
+    let call = |headers: usize| assert!(driven.on_request_headers(headers), "no fault");
+    for _ in 0..10_000 {
+        call(0);
+    }
+    let fastest = |iterations: u32, headers: usize| {
+        (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                for _ in 0..iterations {
+                    call(headers);
+                }
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    };
+    let label = "callback round trip (proxy_on_request_headers, empty guest)";
+    per_call(label, 100_000, fastest(100_000, 0), 1);
+    let label = "hostcall round trip (proxy_get_current_time_nanoseconds)";
+    per_call(label, 1_000, fastest(1_000, 1000), 1000);
     Ok(())
 }

@@ -148,20 +148,19 @@ impl http_body::Body for Prefixed {
     }
 }
 
-/// Called once when the response body ends or is dropped, with the bytes sent and trailers.
-pub(crate) type OnEnd = Box<dyn FnOnce(u64, Option<HeaderMap>) + Send>;
-
-/// A response body that reports its end.
-pub(crate) struct Observed {
+/// A response body that reports its end: `on_end` is called once when the body ends or is
+/// dropped, with the bytes sent and the trailers. Generic over the callback, so wrapping costs
+/// one allocation (the body's box), not two.
+pub(crate) struct Observed<F: FnOnce(u64, Option<HeaderMap>)> {
     inner: Body,
     sent: u64,
     trailers: Option<HeaderMap>,
-    on_end: Option<OnEnd>,
+    on_end: Option<F>,
 }
 
-impl Observed {
+impl<F: FnOnce(u64, Option<HeaderMap>) + Send + Unpin + 'static> Observed<F> {
     /// Wraps `inner`; `on_end` runs at the end of the stream or on drop, whichever is first.
-    pub(crate) fn wrap(inner: Body, on_end: OnEnd) -> Body {
+    pub(crate) fn wrap(inner: Body, on_end: F) -> Body {
         Observed {
             inner,
             sent: 0,
@@ -170,7 +169,9 @@ impl Observed {
         }
         .boxed_unsync()
     }
+}
 
+impl<F: FnOnce(u64, Option<HeaderMap>)> Observed<F> {
     fn finish(&mut self) {
         if let Some(on_end) = self.on_end.take() {
             on_end(self.sent, self.trailers.take());
@@ -178,7 +179,7 @@ impl Observed {
     }
 }
 
-impl http_body::Body for Observed {
+impl<F: FnOnce(u64, Option<HeaderMap>) + Unpin> http_body::Body for Observed<F> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -213,7 +214,7 @@ impl http_body::Body for Observed {
     }
 }
 
-impl Drop for Observed {
+impl<F: FnOnce(u64, Option<HeaderMap>)> Drop for Observed<F> {
     fn drop(&mut self) {
         self.finish();
     }

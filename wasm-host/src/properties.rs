@@ -10,11 +10,12 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use smallvec::SmallVec;
 
 use super::abi::MapType;
+use super::memory::Outgoing;
 use super::pairs::{self, MapView};
 use super::state::{HostState, Stream};
 
-fn int(value: u64) -> Vec<u8> {
-    value.to_le_bytes().to_vec()
+fn int(value: u64) -> Outgoing {
+    Outgoing::from_slice(&value.to_le_bytes())
 }
 
 /// The declared Content-Length.
@@ -27,11 +28,11 @@ fn request_size(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn header(map: &HeaderMap, name: &[u8]) -> Option<Vec<u8>> {
+fn header(map: &HeaderMap, name: &[u8]) -> Option<Outgoing> {
     // CEL joins repeated headers with ','.
     let name = HeaderName::from_bytes(name).ok()?;
     let mut values = map.get_all(name).iter().map(HeaderValue::as_bytes);
-    let first = values.next()?.to_vec();
+    let first = Outgoing::from_slice(values.next()?);
     Some(values.fold(first, |mut joined, v| {
         joined.push(b',');
         joined.extend_from_slice(v);
@@ -39,12 +40,12 @@ fn header(map: &HeaderMap, name: &[u8]) -> Option<Vec<u8>> {
     }))
 }
 
-fn map_property(map: &HeaderMap, rest: &[&[u8]]) -> Option<Vec<u8>> {
+fn map_property(map: &HeaderMap, rest: &[&[u8]]) -> Option<Outgoing> {
     match rest {
-        [] => Some(pairs::serialize_iter(|| {
+        [] => Some(Outgoing::from_vec(pairs::serialize_iter(|| {
             map.iter()
                 .map(|(k, v)| (k.as_str().as_bytes(), v.as_bytes()))
-        })),
+        }))),
         [name] => header(map, name),
         _ => None,
     }
@@ -58,35 +59,39 @@ fn headers_size(view: MapView<'_>) -> u64 {
 }
 
 /// The value at `path` for the hostcall's effective context.
-pub(crate) fn get(state: &HostState, path: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn get(state: &HostState, path: &[u8]) -> Option<Outgoing> {
     // Paths have two or three segments: kept on the stack.
     let segments: SmallVec<[&[u8]; 4]> = path.split(|b| *b == 0).collect();
     let config = &state.plugin.config;
     match segments.as_slice() {
-        [b"plugin_name"] => return Some(config.name.clone().into_bytes()),
-        [b"plugin_root_id"] => return Some(config.root_id().as_bytes().to_vec()),
-        [b"plugin_vm_id"] => return Some(config.vm_id().as_bytes().to_vec()),
+        [b"plugin_name"] => return Some(Outgoing::from_slice(config.name.as_bytes())),
+        [b"plugin_root_id"] => return Some(Outgoing::from_slice(config.root_id().as_bytes())),
+        [b"plugin_vm_id"] => return Some(Outgoing::from_slice(config.vm_id().as_bytes())),
         _ => {}
     }
     let stream = state.stream()?;
     if let Some(value) = stream.properties.get(path) {
-        return Some(value.clone());
+        return Some(Outgoing::from_slice(value));
     }
     stream_property(stream, state.plugin.upstream.as_deref(), &segments)
 }
 
-fn stream_property(stream: &Stream, upstream: Option<&str>, segments: &[&[u8]]) -> Option<Vec<u8>> {
+fn stream_property(
+    stream: &Stream,
+    upstream: Option<&str>,
+    segments: &[&[u8]],
+) -> Option<Outgoing> {
     let info = &stream.info;
     let response = &stream.response;
     let request_headers = &*stream.request_headers;
-    let text = |s: &str| Some(s.as_bytes().to_vec());
+    let text = |s: &str| Some(Outgoing::from_slice(s.as_bytes()));
     let path = info.path();
     match segments {
         [b"request", b"path"] => text(path),
         [b"request", b"url_path"] => text(path.split('?').next().unwrap_or_default()),
         [b"request", b"query"] => path
             .split_once('?')
-            .map(|(_, q)| q.split('#').next().unwrap_or_default().as_bytes().to_vec()),
+            .map(|(_, q)| Outgoing::from_slice(q.split('#').next().unwrap_or_default().as_bytes())),
         [b"request", b"host"] => text(info.host(request_headers)),
         [b"request", b"scheme"] => text("http"),
         [b"request", b"method"] => text(info.method.as_str()),
@@ -123,7 +128,7 @@ fn stream_property(stream: &Stream, upstream: Option<&str>, segments: &[&[u8]]) 
         [b"destination", b"address"] => text(&info.peer?.local.to_string()),
         [b"destination", b"port"] => Some(int(u64::from(info.peer?.local.port()))),
         [b"connection", b"id"] => Some(int(info.peer?.connection_id)),
-        [b"connection", b"mtls"] => Some(vec![0]),
+        [b"connection", b"mtls"] => Some(Outgoing::from_slice(&[0])),
         [b"upstream", b"address"] => text(upstream?),
         [b"upstream", b"port"] => {
             let port = upstream?.rsplit_once(':')?.1.parse::<u64>().ok()?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body::Body as _;
 
-use super::{body_phase, settle};
+use super::{Streams, body_phase, settle};
 use crate::body::{Body, BoxError, Collected, Observed, collect, rebuild};
 use crate::state::{LocalResponse, Pairs};
 use crate::stream::{ActiveStream, Ending};
@@ -56,7 +56,7 @@ fn broken_body(error: BoxError) -> Response<Body> {
 /// A local reply asked for while the response head has not left (`on_response_headers`,
 /// `on_response_body`) replaces the response, as in Envoy; the phases stop there.
 pub(super) async fn respond(
-    streams: Vec<ActiveStream>,
+    streams: Streams,
     response: &mut Response<Body>,
     mut details: &'static str,
 ) {
@@ -109,21 +109,18 @@ pub(super) async fn respond(
     // The views keep theirs for `on_log`; the client gets a copy.
     *response.headers_mut() = (*headers).clone();
     let body = std::mem::replace(response.body_mut(), crate::body::empty());
-    *response.body_mut() = Observed::wrap(
-        body,
-        Box::new(move |sent, trailers| {
-            let ending = Ending {
-                code: Some(code),
-                details: Some(details),
-                headers: Some(headers),
-                sent,
-                trailers: trailers.map(Arc::new),
-            };
-            for stream in streams {
-                stream.finish(&ending);
-            }
-        }),
-    );
+    *response.body_mut() = Observed::wrap(body, move |sent, trailers: Option<HeaderMap>| {
+        let ending = Ending {
+            code: Some(code),
+            details: Some(details),
+            headers: Some(headers),
+            sent,
+            trailers: trailers.map(Arc::new),
+        };
+        for stream in streams {
+            stream.finish(&ending);
+        }
+    });
 }
 
 /// The response body phase: the body collected up to `limit`, then `on_response_body` in

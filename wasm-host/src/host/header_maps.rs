@@ -11,7 +11,7 @@ use wasmtime::Linker;
 
 use super::{C, code, ok};
 use crate::abi::{MapType, Status};
-use crate::memory::{self, HostResult, copy_out, read, status};
+use crate::memory::{self, HostResult, Outgoing, copy_out, read, status};
 use crate::pairs;
 use crate::state::HostState;
 
@@ -105,7 +105,7 @@ pub(super) fn add(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let value = with_key(&mut c, kptr, klen, |state, key| {
                 MapType::from_i32(map).and_then(|m| {
                     state
-                        .with_map(m, |view| view.get(key).map(<[u8]>::to_vec))
+                        .with_map(m, |view| view.get(key).map(Outgoing::from_slice))
                         .flatten()
                 })
             });
