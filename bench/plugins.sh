@@ -18,7 +18,9 @@
 #        BENCH_BEFORE (a directory holding another build's `sidecar` and, in `examples/`,
 #        `plugin_callback`: each configuration is then also run with it, interleaved in the
 #        same rounds, as rows `before:<plugins>` with ratios against `before:none`: an A/B of
-#        two builds on the same machine at the same time).
+#        two builds on the same machine at the same time), BENCH_BEFORE_PLUGINS (a directory
+#        holding another build of client-slo.wasm and items-business.wasm: the `before:` rows
+#        load those, with BENCH_BEFORE's sidecar if set, else this one).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,9 +92,19 @@ run() { # scenario config [binary [extra flags...]]
 : >"$work/results"
 : >"$work/memory"
 before="${BENCH_BEFORE:-}"
+before_plugins="${BENCH_BEFORE_PLUGINS:-}"
 [[ -z $before || -x $before/sidecar ]] || die "BENCH_BEFORE=$before holds no sidecar binary"
 prefixes=("")
-[[ -n $before ]] && prefixes+=("before:")
+[[ -n $before || -n $before_plugins ]] && prefixes+=("before:")
+# The `before:` rows' plugin configurations: these plugins, or BENCH_BEFORE_PLUGINS' build.
+before_slo=$client_slo before_items=$items_business
+if [[ -n $before_plugins ]]; then
+    mkdir "$work/before"
+    cp "$before_plugins/client-slo.wasm" "$before_plugins/items-business.wasm" "$work/before/" ||
+        die "BENCH_BEFORE_PLUGINS=$before_plugins holds no client-slo.wasm and items-business.wasm"
+    before_slo=${client_slo/path = \"/path = \"before\/}
+    before_items=${items_business/path = \"/path = \"before\/}
+fi
 # "both, cached": the same two plugins loaded from a warm --wasm-cache-dir (what a restart
 # finds), so start-up compiles nothing. Warmed once here, before the rounds.
 cache_flags=(--wasm-cache-dir "$work/wasm-cache")
@@ -100,12 +112,14 @@ start_sidecar "$target/sidecar" "$routes$client_slo$items_business" "${cache_fla
 stop "$sidecar_pid"; sidecar_pid=""
 for round in $(seq "$rounds"); do
     for prefix in "${prefixes[@]}"; do
-        bin="$target/sidecar"
-        [[ -n $prefix ]] && bin="$before/sidecar"
+        bin="$target/sidecar" slo=$client_slo items=$items_business
+        if [[ -n $prefix ]]; then
+            bin="${before:-$target}/sidecar" slo=$before_slo items=$before_items
+        fi
         run "${prefix}none" "$routes" "$bin"
-        run "${prefix}client-slo" "$routes$client_slo" "$bin"
-        run "${prefix}items-business" "$routes$items_business" "$bin"
-        run "${prefix}both" "$routes$client_slo$items_business" "$bin"
+        run "${prefix}client-slo" "$routes$slo" "$bin"
+        run "${prefix}items-business" "$routes$items" "$bin"
+        run "${prefix}both" "$routes$slo$items" "$bin"
         [[ -z $prefix ]] && run "both,cached" "$routes$client_slo$items_business" "$bin" "${cache_flags[@]}"
     done
 done
@@ -152,7 +166,11 @@ for prefix in "${prefixes[@]}"; do
 done
 echo
 echo "one call into a plugin (wasm-host/examples/plugin_callback.rs, in-process, one core):"
-"$target/examples/plugin_callback"
+if [[ -n $before_plugins ]]; then
+    PLUGIN_CALLBACK_BEFORE_DIST="$work/before" "$target/examples/plugin_callback"
+else
+    "$target/examples/plugin_callback"
+fi
 if [[ -n $before && -x $before/examples/plugin_callback ]]; then
     echo
     echo "the same with BENCH_BEFORE's build ($before):"

@@ -12,6 +12,10 @@
 //! The allocator is the sidecar's (mimalloc), so the figures are what the sidecar pays. Run with
 //! `cargo run --release -p wasm-host --example plugin_callback`.
 //!
+//! With `PLUGIN_CALLBACK_BEFORE_DIST=<dir>` the example plugins are also loaded from `dir` (another
+//! build of them, e.g. with other compiler settings) and timed as `before:` rows in the same
+//! interleaved rounds: an A/B of two builds of the guests with the same host.
+//!
 //! With `PLUGIN_CALLBACK_ONLY=<label prefix>` and `PLUGIN_CALLBACK_REQUESTS=<n>` it times
 //! nothing: it sends `n` requests through that one configuration and exits, so that a counter
 //! outside the process (`bench/plugin-allocs.sh` counts calls into the allocator) sees one
@@ -118,29 +122,31 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
-    let example = |name: &str| {
-        let mut config = PluginConfig::new(name, dist.join(format!("{name}.wasm")));
-        config.instances = 1;
-        config.request_body = name == "items-business";
-        config.response_body = name == "items-business";
-        config
-    };
     let mut empty = PluginConfig::new("empty", &guest);
     empty.instances = 1;
     let mut configurations = vec![
         ("no plugin", service(&runtime, &[])),
         ("empty guest (host overhead)", service(&runtime, &[empty])),
     ];
-    if dist.join("client-slo.wasm").is_file() && dist.join("items-business.wasm").is_file() {
-        let (slo, items) = (example("client-slo"), example("items-business"));
-        configurations.push(("client-slo", service(&runtime, std::slice::from_ref(&slo))));
-        let label = "items-business (bodies)";
-        configurations.push((label, service(&runtime, std::slice::from_ref(&items))));
-        configurations.push(("both", service(&runtime, &[slo, items])));
-    } else {
+    let labels = ["client-slo", "items-business (bodies)", "both"];
+    if !examples(&runtime, &dist, labels, &mut configurations) {
         eprintln!(
             "plugins/dist/*.wasm missing: run plugins/build for the per-plugin request costs"
         );
+    }
+    if let Some(before) = std::env::var_os("PLUGIN_CALLBACK_BEFORE_DIST") {
+        let labels = [
+            "before: client-slo",
+            "before: items-business",
+            "before: both",
+        ];
+        let before = std::path::PathBuf::from(before);
+        if !examples(&runtime, &before, labels, &mut configurations) {
+            anyhow::bail!(
+                "PLUGIN_CALLBACK_BEFORE_DIST={} holds no client-slo.wasm and items-business.wasm",
+                before.display()
+            );
+        }
     }
     match only {
         None => requests_per_plugin(&configurations).await,
@@ -153,6 +159,31 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Adds client-slo, items-business and both, loaded from `dir`, under `labels`; false if `dir`
+/// does not hold them.
+fn examples(
+    runtime: &Arc<WasmRuntime>,
+    dir: &std::path::Path,
+    labels: [&'static str; 3],
+    configurations: &mut Vec<(&'static str, Service)>,
+) -> bool {
+    let example = |name: &str| {
+        let mut config = PluginConfig::new(name, dir.join(format!("{name}.wasm")));
+        config.instances = 1;
+        config.request_body = name == "items-business";
+        config.response_body = name == "items-business";
+        config
+    };
+    if !(dir.join("client-slo.wasm").is_file() && dir.join("items-business.wasm").is_file()) {
+        return false;
+    }
+    let (slo, items) = (example("client-slo"), example("items-business"));
+    configurations.push((labels[0], service(runtime, std::slice::from_ref(&slo))));
+    configurations.push((labels[1], service(runtime, std::slice::from_ref(&items))));
+    configurations.push((labels[2], service(runtime, &[slo, items])));
+    true
 }
 
 /// One callback round trip and one hostcall, timed with the bench guest.
