@@ -12,6 +12,8 @@
 //! request body is the fallback when the response body was not observed. Labels travel in the
 //! metric name in the Prometheus style the sidecar documents: `name{label="value"}`.
 
+use std::rc::Rc;
+
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
@@ -26,7 +28,10 @@ const OUTCOMES: [&str; 3] = ["success", "client_error", "server_error"];
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(Root { config: Config::default(), metrics: None }));
+    proxy_wasm::set_root_context(|_| Box::new(Root {
+        collection: Rc::from(Config::default().collection_path),
+        metrics: None,
+    }));
 }}
 
 /// Metric ids, defined once per instance in `on_configure` (the host returns the same id for the
@@ -69,7 +74,8 @@ impl Metrics {
 }
 
 struct Root {
-    config: Config,
+    /// The configured `collection_path`, shared with every request rather than copied into each.
+    collection: Rc<str>,
     metrics: Option<Metrics>,
 }
 
@@ -78,7 +84,7 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         match Config::parse(self.get_plugin_configuration().as_deref()) {
-            Ok(config) => self.config = config,
+            Ok(config) => self.collection = Rc::from(config.collection_path),
             Err(message) => {
                 let _ = hostcalls::log(LogLevel::Error, &message);
                 return false;
@@ -92,7 +98,7 @@ impl RootContext for Root {
         let metrics = self.metrics?;
         Some(Box::new(Request {
             metrics,
-            collection: self.config.collection_path.clone(),
+            collection: self.collection.clone(),
             mutation: None,
             status: 0,
             request_price: None,
@@ -115,7 +121,7 @@ enum Mutation {
 
 struct Request {
     metrics: Metrics,
-    collection: String,
+    collection: Rc<str>,
     mutation: Option<Mutation>,
     status: u32,
     request_price: Option<f64>,
@@ -138,7 +144,7 @@ fn price_of(body: &[u8]) -> Option<f64> {
 impl Request {
     fn classify(&self, method: &str, path: &str) -> Option<Mutation> {
         let path = path.split(['?', '#']).next().unwrap_or_default();
-        let rest = path.strip_prefix(self.collection.as_str())?;
+        let rest = path.strip_prefix(&*self.collection)?;
         let rest = rest.strip_prefix('/').unwrap_or(rest);
         let is_item = !rest.is_empty() && !rest.contains('/');
         match (method, rest.is_empty(), is_item) {
